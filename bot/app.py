@@ -1,0 +1,151 @@
+"""The composition root: builds every part once, hands each what it needs, runs them.
+
+No module-level singletons anywhere: tests build the same graph with a fake clock or another
+state folder, and several bots can run in one process (the benchmarks do).
+
+Start order matters and is the safety argument of the Matrix layer:
+1. database migrated (nothing is received before it can be stored);
+2. session restored or a new device logged in; the crypto store must be loaded;
+3. device keys uploaded, then the device cross-signed — before any room is joined, because a
+   message sent before the signature is visible is lost for Element users (DESIGN §5.9);
+4. only then the sync loop, which brings invites (joined through the inbox) and commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+from nio import SyncResponse
+
+from bot.clock import Clock, SystemClock
+from bot.config import LoadedConfig, redacted_dump
+from bot.engine import BOT, Engine, Faults
+from bot.i18n import Catalog
+from bot.matrix.cross_signing import CrossSigner
+from bot.matrix.gateway import MatrixGateway
+from bot.matrix.raw_api import RawApi
+from bot.matrix.sender import MatrixSender
+from bot.matrix.session import SessionInfo, SessionStore, StartupRefused, open_session
+from bot.matrix.sync_loop import SyncLoop
+from commands.context import CommandContext
+from storage import audit, state
+from storage.database import Database
+from storage.incidents import make_repositories
+
+log = logging.getLogger(__name__)
+
+
+class App:
+    def __init__(self, loaded: LoadedConfig, *, clock: Clock | None = None,
+                 faults: Faults | None = None) -> None:
+        self.loaded = loaded
+        self.config = loaded.config
+        self.clock = clock or SystemClock()
+        self.faults = faults or Faults.from_env()
+        self.catalog = Catalog.load()
+        self.db = Database(loaded.database_url)
+        self.session: SessionInfo | None = None
+        self.engine: Engine | None = None
+        self.sync: SyncLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+        self.failure: BaseException | None = None
+
+    async def start(self) -> None:
+        cfg = self.config
+        log.info("starting with config %s", redacted_dump(cfg))
+        password = cfg.matrix.password.resolve(self.loaded.base_dir).get_secret_value()
+        passphrase = (cfg.matrix.store_passphrase.resolve(self.loaded.base_dir).get_secret_value()
+                      if cfg.matrix.store_passphrase else "")
+        await self.db.migrate()
+
+        paths = SessionStore(self.loaded.state_dir)
+        self.session = await open_session(
+            homeserver=cfg.matrix.homeserver, user_id=cfg.matrix.user_id, password=password,
+            device_name=cfg.matrix.device_name, store_passphrase=passphrase, paths=paths,
+        )
+        client = self.session.client
+        if client.should_upload_keys:
+            await client.keys_upload()
+        signer = CrossSigner(RawApi(cfg.matrix.homeserver, client.access_token),
+                             cfg.matrix.user_id, paths.cross_signing_file, password)
+        signed = await signer.ensure(client.device_id)
+        async with self.db.write() as session:
+            await audit.append(session, at=self.clock.now(), actor=BOT, action="bot.started",
+                               subject=client.device_id,
+                               detail={"session": self.session.how, "cross_signing": signed})
+            token = await state.get(session, state.SYNC_TOKEN)
+
+        trust_all = cfg.matrix.trust_policy == "all-devices"
+        sender = MatrixSender(client, trust_all_devices=trust_all)
+        gateway = MatrixGateway(client, sender, trust_all_devices=trust_all)
+        self.engine = Engine(config=cfg, clock=self.clock, db=self.db, catalog=self.catalog,
+                             gateway=gateway, make_context=self._make_context, faults=self.faults)
+        self.sync = SyncLoop(
+            client, store_batch=self.engine.store_batch, after_sync=self._after_sync,
+            initial_token=token, timeout_ms=cfg.matrix.sync_timeout_ms,
+            first_sync_timeout_s=cfg.matrix.first_sync_timeout_s,
+            backoff_initial_s=cfg.matrix.backoff_initial_s, backoff_max_s=cfg.matrix.backoff_max_s,
+        )
+        self._spawn("sync", self.sync.run())
+        self._spawn("inbox", self.engine.run_inbox_worker(self.sync.first_sync_done))
+        self._spawn("outbox", self.engine.run_outbox_worker(self.sync.first_sync_done))
+
+    def _make_context(self, session: Any) -> CommandContext:
+        incidents, alarms = make_repositories(session, self.config)
+        return CommandContext(config=self.config, clock=self.clock, incidents=incidents,
+                              alarms=alarms, catalog=self.catalog)
+
+    async def _after_sync(self, resp: SyncResponse) -> None:
+        assert self.engine is not None
+        gateway = self.engine.gateway
+        await gateway.maintain_keys()
+        await self.engine.warn_unencrypted_rooms()
+        await self.engine.retry_undecryptable()
+        ours = self.config.known_rooms() & gateway.joined_rooms()
+        if await gateway.share_keys_ahead(ours):
+            log.info("room keys shared ahead of need")
+        self.engine.outbox_wakeup.set()
+
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro, name=f"larmkedja-{name}")
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.critical("background task %s died: %r; stopping", task.get_name(), exc)
+            self.failure = exc
+        self._stopped.set()
+
+    async def wait_ready(self, timeout: float = 60) -> None:
+        """Until the first full-state sync is stored (tests and the demo wait for this)."""
+        assert self.sync is not None
+        await asyncio.wait_for(self.sync.first_sync_done.wait(), timeout)
+
+    async def run_until_stopped(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopped.set)
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.engine is not None:
+            await self.engine.finish_inflight()
+        if self.session is not None:
+            await self.session.client.close()
+        await self.db.close()
+
+
+__all__ = ["App", "StartupRefused"]

@@ -1,0 +1,409 @@
+"""The configuration model: one TOML file, validated completely before anything starts.
+
+Why a model and not a dict: every error must name the key path and what is wrong (an operator
+editing the file at 3 a.m. needs ``regions[2].duty_officers: must name at least one duty
+officer``, not a traceback), unknown keys are rejected (a typo must not silently disable a
+party), and the sample config in ``deploy/`` is generated from this same model so it can never
+drift from the code.
+
+Secrets (the bot's password, the crypto-store passphrase, later gateway credentials) are
+:class:`SecretRef` values: they name an environment variable or a file, are resolved at start
+and are never printed, logged or echoed in an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+
+LANGUAGES = ("sv", "nb", "en")
+Language = Literal["sv", "nb", "en"]
+
+_USER_ID = re.compile(r"^@[a-z0-9._=/+\-]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")
+# Room version 12 ids are a bare hash ("!abc…"); older ones carry ":server".
+_ROOM_ID = re.compile(r"^![A-Za-z0-9._=/+\-]{1,255}(:[A-Za-z0-9.\-]+(:\d{1,5})?)?$")
+_SLUG = re.compile(r"^[a-z][a-z0-9\-]{0,39}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9]{5,15}$")
+
+
+def _matches(pattern: re.Pattern[str], what: str) -> Any:
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return check
+
+
+UserId = Annotated[str, AfterValidator(_matches(_USER_ID, "a Matrix user id like @tib:example.org"))]
+RoomId = Annotated[str, AfterValidator(_matches(_ROOM_ID, "a Matrix room id like !abc:example.org"))]
+Slug = Annotated[
+    str, AfterValidator(_matches(_SLUG, "a lower-case id of letters, digits and '-'"))
+]
+Email = Annotated[str, AfterValidator(_matches(_EMAIL, "an e-mail address"))]
+Phone = Annotated[str, AfterValidator(_matches(_PHONE, "a phone number like +46701234567"))]
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used. ``str()`` is one line per problem, no secrets."""
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a misspelt key must not silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(_Strict):
+    """Where a secret comes from: exactly one of ``env`` or ``file`` (or, for tests, ``value``)."""
+
+    env: str | None = Field(None, description="name of an environment variable holding it")
+    file: Path | None = Field(None, description="path of a file holding it (first line)")
+    value: SecretStr | None = Field(
+        None, description="the secret itself; only for throwaway setups", repr=False
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        given = [k for k in ("env", "file", "value") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of env, file or value")
+        return self
+
+    def describe(self) -> str:
+        """Where the secret lives, for messages; never the secret itself."""
+        if self.env is not None:
+            return f"environment variable {self.env}"
+        if self.file is not None:
+            return f"file {self.file}"
+        return "inline value"
+
+    def resolve(self, base_dir: Path | None = None) -> SecretStr:
+        if self.value is not None:
+            return self.value
+        if self.env is not None:
+            raw = os.environ.get(self.env)
+            if not raw:
+                raise ConfigError(f"environment variable {self.env} is not set or empty")
+            return SecretStr(raw)
+        assert self.file is not None
+        path = self.file if self.file.is_absolute() or base_dir is None else base_dir / self.file
+        try:
+            raw = path.read_text(encoding="utf-8").splitlines()[0].strip()
+        except (OSError, IndexError, UnicodeDecodeError):
+            raise ConfigError(f"secret file {path} cannot be read or is empty") from None
+        if not raw:
+            raise ConfigError(f"secret file {path} is empty")
+        return SecretStr(raw)
+
+
+class MatrixConfig(_Strict):
+    """How the bot reaches its homeserver and how it treats encryption."""
+
+    homeserver: Annotated[
+        str, AfterValidator(_matches(re.compile(r"^https?://[^\s/]+(/.*)?$"), "an http(s) URL"))
+    ] = Field(description="base URL of the homeserver", examples=["https://matrix.example.org"])
+    user_id: UserId = Field(
+        description="the bot's own account", examples=["@larmkedja:example.org"]
+    )
+    password: SecretRef = Field(
+        description="the bot account's password, used for the first login, when the crypto "
+        "store is lost, and to upload cross-signing keys",
+        examples=[{"env": "LARMKEDJA_PASSWORD"}],
+    )
+    store_passphrase: SecretRef | None = Field(
+        None,
+        description="passphrase that encrypts the crypto store's pickled keys",
+        examples=[{"env": "LARMKEDJA_STORE_PASSPHRASE"}],
+    )
+    device_name: str = Field("larmkedja", description="display name of the bot's device")
+    trust_policy: Literal["all-devices", "verified-only"] = Field(
+        "all-devices",
+        description="which devices of room members get the room key. 'all-devices': every "
+        "device, verified or not (a duty officer's new phone can read alarms at once); "
+        "'verified-only': only devices verified in the bot's store, the bot refuses to send "
+        "to a room with unverified devices. Commands are authorised by sender, never by device.",
+    )
+    sync_timeout_ms: int = Field(30_000, ge=0, le=120_000, description="long-poll timeout")
+    first_sync_timeout_s: float = Field(
+        120.0, gt=0, le=3600, description="limit for the first, full-state sync after start"
+    )
+    backoff_initial_s: float = Field(1.0, gt=0, le=60, description="first retry delay")
+    backoff_max_s: float = Field(300.0, gt=0, le=3600, description="longest retry delay")
+    undecryptable_grace_s: float = Field(
+        60.0,
+        ge=0,
+        le=86_400,
+        description="how long to wait for the key of an undecryptable command before asking "
+        "the sender to send it again",
+    )
+
+
+class StorageConfig(_Strict):
+    """Where the bot keeps its state. Relative paths are relative to the config file."""
+
+    database_url: str = Field(
+        "sqlite+aiosqlite:///larmkedja.db",
+        description="SQLAlchemy async URL; SQLite by default, PostgreSQL supported",
+    )
+    state_dir: Path = Field(
+        Path("state"),
+        description="crypto store, device credentials and cross-signing keys (keep private)",
+    )
+
+
+class HealthcareRegionConfig(_Strict):
+    """The healthcare region (sjukvårdsregion) whose alarm chain this bot runs."""
+
+    id: Slug = Field(examples=["mellansverige"])
+    name: str = Field(min_length=1, examples=["Sjukvårdsregion Mellansverige"])
+    coordination_room: RoomId | None = Field(
+        None, description="room of the preparedness coordinators", examples=["!samordning:example.org"]
+    )
+    coordinators: list[UserId] = Field(
+        default_factory=list,
+        description="preparedness coordinators: own exercises, see every status board",
+        examples=[["@samordnare:example.org"]],
+    )
+    language: Language = Field("sv", description="language of the coordination room")
+
+
+class PartyConfig(_Strict):
+    """Anyone the chain alarms: a region, the national duty officer, a blood centre."""
+
+    id: Slug = Field(examples=["uppsala"])
+    name: str = Field(min_length=1, examples=["Region Uppsala"])
+    language: Language = Field("sv", description="language of this party's room and messages")
+    room: RoomId = Field(description="this party's encrypted room", examples=["!uppsala:example.org"])
+    duty_officers: list[UserId] = Field(
+        min_length=1,
+        description="on-call duty officers (TiB): mentioned in alarms, may acknowledge; for a "
+        "region also the only people who may confirm incidents and start its chain",
+        examples=[["@tib.uppsala:example.org"]],
+    )
+    members: list[UserId] = Field(
+        default_factory=list,
+        description="other staff who may acknowledge for this party",
+        examples=[["@kansli.uppsala:example.org"]],
+    )
+    email: list[Email] = Field(
+        default_factory=list,
+        description="function addresses (SDK stand-in), never personal addresses",
+        examples=[["tib@regionuppsala.example"]],
+    )
+    sms: list[Phone] = Field(
+        default_factory=list,
+        description="numbers for short text alarms (Rakel stand-in)",
+        examples=[["+46701234567"]],
+    )
+
+
+class RegionConfig(PartyConfig):
+    """A region: a party whose duty officers can also confirm incidents and start the chain."""
+
+
+class OtherPartyConfig(PartyConfig):
+    """A party that is not a region: the national duty officer or a region's blood centre."""
+
+    kind: Literal["national_duty_officer", "blood_centre"] = Field(
+        description="what this party is", examples=["blood_centre"]
+    )
+    region: Slug | None = Field(
+        None, description="for a blood centre: the region it belongs to", examples=["uppsala"]
+    )
+
+
+class ChainConfig(_Strict):
+    """The decided content of the alarm chain (masskadelarm)."""
+
+    required_transports: int = Field(
+        5, ge=0, le=1000, description="secondary transports each alarmed region must pledge"
+    )
+
+
+class Config(_Strict):
+    """The whole configuration file."""
+
+    matrix: MatrixConfig
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    healthcare_region: HealthcareRegionConfig
+    chain: ChainConfig = Field(default_factory=ChainConfig)
+    regions: list[RegionConfig] = Field(min_length=1)
+    parties: list[OtherPartyConfig] = Field(default_factory=list)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        seen_ids: dict[str, str] = {}
+        seen_rooms: dict[str, str] = {}
+        for section, parties in (("regions", self.regions), ("parties", self.parties)):
+            for i, party in enumerate(parties):
+                where = f"{section}[{i}]"
+                if party.id in seen_ids:
+                    raise ValueError(f"{where}.id: duplicate id {party.id!r} (also {seen_ids[party.id]})")
+                seen_ids[party.id] = where
+                if party.room in seen_rooms:
+                    raise ValueError(
+                        f"{where}.room: room {party.room} is already the room of {seen_rooms[party.room]}"
+                    )
+                seen_rooms[party.room] = where
+        coordination = self.healthcare_region.coordination_room
+        if coordination is not None and coordination in seen_rooms:
+            raise ValueError(
+                "healthcare_region.coordination_room: must be its own room, not the room of "
+                + seen_rooms[coordination]
+            )
+        region_ids = {r.id for r in self.regions}
+        national = [p for p in self.parties if p.kind == "national_duty_officer"]
+        if len(national) > 1:
+            raise ValueError("parties: at most one national_duty_officer")
+        blood_regions: set[str] = set()
+        for i, party in enumerate(self.parties):
+            if party.kind == "blood_centre":
+                if party.region is None:
+                    raise ValueError(f"parties[{i}].region: a blood centre must name its region")
+                if party.region not in region_ids:
+                    raise ValueError(f"parties[{i}].region: unknown region {party.region!r}")
+                if party.region in blood_regions:
+                    raise ValueError(
+                        f"parties[{i}].region: region {party.region!r} already has a blood centre"
+                    )
+                blood_regions.add(party.region)
+            elif party.region is not None:
+                raise ValueError(f"parties[{i}].region: only a blood centre belongs to a region")
+        if self.matrix.user_id in {u for p in self.all_parties() for u in p.duty_officers}:
+            raise ValueError("matrix.user_id: the bot cannot be one of the duty officers")
+        return self
+
+    # Convenience look-ups used all over the bot; cheap enough to compute on demand.
+    def all_parties(self) -> list[PartyConfig]:
+        return [*self.regions, *self.parties]
+
+    def party(self, party_id: str) -> PartyConfig | None:
+        return next((p for p in self.all_parties() if p.id == party_id), None)
+
+    def party_for_room(self, room_id: str) -> PartyConfig | None:
+        return next((p for p in self.all_parties() if p.room == room_id), None)
+
+    def region(self, region_id: str) -> RegionConfig | None:
+        return next((r for r in self.regions if r.id == region_id), None)
+
+    def known_rooms(self) -> set[str]:
+        rooms = {p.room for p in self.all_parties()}
+        if self.healthcare_region.coordination_room:
+            rooms.add(self.healthcare_region.coordination_room)
+        return rooms
+
+    def room_language(self, room_id: str) -> str:
+        party = self.party_for_room(room_id)
+        if party is not None:
+            return party.language
+        return self.healthcare_region.language
+
+
+class LoadedConfig:
+    """A validated config together with the folder its relative paths are relative to."""
+
+    def __init__(self, config: Config, base_dir: Path) -> None:
+        self.config = config
+        self.base_dir = base_dir
+
+    def path(self, p: Path) -> Path:
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.path(self.config.storage.state_dir)
+
+    @property
+    def database_url(self) -> str:
+        url = self.config.storage.database_url
+        prefix = "sqlite+aiosqlite:///"
+        if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str(self.base_dir / rest)
+        return url
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or str(part).startswith(
+            ("function-", "tagged-union")
+        ):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = error.get("loc", ())
+    msg = str(error.get("msg", "invalid"))
+    kind = error.get("type")
+    if kind == "missing":
+        return f"{_key_path(loc)}: missing required key"
+    if kind == "extra_forbidden":
+        return f"{_key_path(loc)}: unknown key"
+    msg = msg.removeprefix("Value error, ")
+    if not loc and re.match(r"^[a-z_]+(\[\d+\])?[.:]", msg):
+        return msg  # a cross-field check that already names its key path
+    return f"{_key_path(loc)}: {msg}"
+
+
+def parse_config(data: dict[str, Any]) -> Config:
+    """Validate a parsed TOML document; raise :class:`ConfigError` with one line per problem."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(e) for e in exc.errors(include_input=False, include_url=False)]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: Path | str) -> LoadedConfig:
+    """Read and validate a config file; every failure is a :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return LoadedConfig(parse_config(data), path.resolve().parent)
+
+
+def redacted_dump(config: Config) -> dict[str, Any]:
+    """The config as logged at start: every secret replaced by where it comes from."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, SecretRef):
+            return f"<secret from {value.describe()}>"
+        if isinstance(value, BaseModel):
+            return {k: walk(getattr(value, k)) for k in type(value).model_fields}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    return walk(config)

@@ -1,0 +1,60 @@
+"""The domain of the alarm chain: incidents, parties, acknowledgements, pledges.
+
+Plain Python on purpose: nothing here knows about Matrix, SQL or HTTP. "Now" comes from an
+injected :class:`bot.clock.Clock` and every operation returns a decision (what happened, who
+must be told) that the command layer turns into messages. That keeps the rules testable in
+milliseconds and keeps transport failures from ever corrupting an incident's state.
+"""
+
+from bot.domain.ack import Ack, Pledge
+from bot.domain.chain import AlarmChain, ChainParty, Requirement, chain_template
+from bot.domain.errors import (
+    AlreadyAlarmed,
+    AlreadyStoodDown,
+    DomainError,
+    IllegalTransition,
+    InvalidPledge,
+    NotAlarmed,
+    NotInChain,
+)
+from bot.domain.incident import (
+    AckRecorded,
+    ChainStarted,
+    Incident,
+    IncidentState,
+    ReadinessLevel,
+    StoodDown,
+    format_incident_id,
+    parse_incident_number,
+)
+from bot.domain.party import Party, PartyKind
+from bot.domain.repository import AlarmLookup, AlarmRef, IncidentRepository
+
+__all__ = [
+    "Ack",
+    "AckRecorded",
+    "AlarmChain",
+    "AlarmLookup",
+    "AlarmRef",
+    "AlreadyAlarmed",
+    "AlreadyStoodDown",
+    "ChainParty",
+    "ChainStarted",
+    "DomainError",
+    "IllegalTransition",
+    "Incident",
+    "IncidentRepository",
+    "IncidentState",
+    "InvalidPledge",
+    "NotAlarmed",
+    "NotInChain",
+    "Party",
+    "PartyKind",
+    "Pledge",
+    "ReadinessLevel",
+    "Requirement",
+    "StoodDown",
+    "chain_template",
+    "format_incident_id",
+    "parse_incident_number",
+]

@@ -1,0 +1,390 @@
+"""The incident (särskild händelse) and its state machine.
+
+    confirmed ──start_alarm──▶ alarming ──last party acknowledges──▶ all_acknowledged
+        │                         │                                        │
+        └────────────stand_down───┴──────────────stand_down────────────────┴──▶ stood_down
+
+Illegal moves raise a :mod:`bot.domain.errors` error carrying the facts for a clear answer
+("H-7 was already alarmed at 03:02"); they never half-apply.
+
+Acknowledgement rules (chosen, and relied on by the board and the report):
+
+- every acknowledgement is recorded, duplicates and late channels included;
+- the party's *first* acknowledgement is its acknowledgement time and "by whom";
+- the party's pledge is its *latest* acknowledgement that named a number: people correct
+  themselves ("!kvittera 5", then "!kvittera 3" when two ambulances are needed at home), and a
+  later ✅ or remark without a number leaves the pledge standing;
+- acknowledgements after ``all_acknowledged`` are still recorded; after ``stood_down`` they are
+  refused, so a late "!kvittera" gets "already stood down" rather than a silent success.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from bot.clock import Clock
+from bot.domain.ack import Ack, Pledge
+from bot.domain.chain import AlarmChain, ChainParty, Requirement
+from bot.domain.errors import (
+    AlreadyAlarmed,
+    AlreadyStoodDown,
+    IllegalTransition,
+    NotAlarmed,
+    NotInChain,
+)
+
+ID_PREFIX = "H"
+_ID = re.compile(r"^#?(?:h-?)?([0-9]{1,9})$", re.IGNORECASE)
+_FORMAT_VERSION = 1
+
+
+class ReadinessLevel(StrEnum):
+    STAFF = "staff"  # stabsläge
+    REINFORCEMENT = "reinforcement"  # förstärkningsläge
+    DISASTER = "disaster"  # katastrofläge
+
+
+class IncidentState(StrEnum):
+    CONFIRMED = "confirmed"
+    ALARMING = "alarming"
+    ALL_ACKNOWLEDGED = "all_acknowledged"
+    STOOD_DOWN = "stood_down"
+
+
+_TRANSITIONS: dict[IncidentState, frozenset[IncidentState]] = {
+    IncidentState.CONFIRMED: frozenset({IncidentState.ALARMING, IncidentState.STOOD_DOWN}),
+    IncidentState.ALARMING: frozenset({IncidentState.ALL_ACKNOWLEDGED, IncidentState.STOOD_DOWN}),
+    IncidentState.ALL_ACKNOWLEDGED: frozenset({IncidentState.STOOD_DOWN}),
+    IncidentState.STOOD_DOWN: frozenset(),
+}
+
+
+def format_incident_id(number: int) -> str:
+    """The short id people type and read on a phone: ``H-7``."""
+    return f"{ID_PREFIX}-{number}"
+
+
+def parse_incident_number(text: str) -> int | None:
+    """``H-7``, ``h7``, ``#7`` and ``7`` all mean incident 7; anything else is not an id."""
+    match = _ID.match(text.strip())
+    return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True)
+class ChainStarted:
+    """Decision: alarm these parties now."""
+
+    incident_id: str
+    parties: tuple[ChainParty, ...]
+    at: datetime
+    completed: bool  # an empty chain is complete at once
+
+
+@dataclass(frozen=True)
+class AckRecorded:
+    """Decision: an acknowledgement was recorded; tell the party and update the board."""
+
+    ack: Ack
+    first: Ack  # the party's first acknowledgement (== ack when this is the first)
+    requirement: Requirement
+    pledge: Pledge | None  # the party's pledge after this acknowledgement
+    chain_completed: bool  # this acknowledgement was the last one missing
+
+    @property
+    def is_first(self) -> bool:
+        return self.first is self.ack
+
+    @property
+    def short_of_requirement(self) -> bool:
+        return _short(self.requirement, self.pledge)
+
+
+@dataclass(frozen=True)
+class StoodDown:
+    """Decision: tell these parties the incident is over."""
+
+    incident_id: str
+    parties: tuple[ChainParty, ...]  # empty if the chain never started
+    at: datetime
+    remark: str
+
+
+def _short(requirement: Requirement, pledge: Pledge | None) -> bool:
+    needed = requirement.secondary_transports
+    if needed <= 0:
+        return False
+    given = pledge.secondary_transports if pledge is not None else None
+    return given is None or given < needed
+
+
+class Incident:
+    """A confirmed major incident and everything that happened to it since."""
+
+    def __init__(
+        self,
+        *,
+        number: int,
+        region_id: str,
+        region_name: str,
+        level: ReadinessLevel,
+        headline: str,
+        confirmed_by: str,
+        confirmed_at: datetime,
+        state: IncidentState = IncidentState.CONFIRMED,
+        chain: AlarmChain | None = None,
+        alarmed_at: datetime | None = None,
+        alarmed_by: str | None = None,
+        acks: tuple[Ack, ...] = (),
+        stood_down_at: datetime | None = None,
+        stood_down_by: str | None = None,
+        stand_down_remark: str = "",
+    ) -> None:
+        self.number = number
+        self.region_id = region_id
+        self.region_name = region_name
+        self.level = level
+        self.headline = headline
+        self.confirmed_by = confirmed_by
+        self.confirmed_at = confirmed_at
+        self.state = state
+        self.chain = chain
+        self.alarmed_at = alarmed_at
+        self.alarmed_by = alarmed_by
+        self.acks: list[Ack] = list(acks)
+        self.stood_down_at = stood_down_at
+        self.stood_down_by = stood_down_by
+        self.stand_down_remark = stand_down_remark
+
+    # -- creation ----------------------------------------------------------------------------
+
+    @classmethod
+    def confirm(
+        cls,
+        *,
+        number: int,
+        region_id: str,
+        region_name: str,
+        level: ReadinessLevel,
+        headline: str,
+        by: str,
+        clock: Clock,
+    ) -> Incident:
+        """A duty officer confirms a särskild händelse; nobody is alarmed yet."""
+        headline = headline.strip()
+        if not headline:
+            raise ValueError("an incident needs a headline")
+        if number < 1:
+            raise ValueError("incident numbers start at 1")
+        return cls(
+            number=number,
+            region_id=region_id,
+            region_name=region_name,
+            level=level,
+            headline=headline,
+            confirmed_by=by,
+            confirmed_at=clock.now(),
+        )
+
+    # -- state machine -----------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return format_incident_id(self.number)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state is not IncidentState.STOOD_DOWN
+
+    @property
+    def is_alarmed(self) -> bool:
+        return self.chain is not None
+
+    def _move(self, to: IncidentState, action: str) -> None:
+        if to not in _TRANSITIONS[self.state]:
+            raise IllegalTransition(self.id, self.state.value, action)
+        self.state = to
+
+    def start_alarm(self, chain: AlarmChain, *, by: str, clock: Clock) -> ChainStarted:
+        """Freeze ``chain`` into the incident and say whom to alarm. Happens once."""
+        if self.state is IncidentState.STOOD_DOWN:
+            raise AlreadyStoodDown(self.id, "start_alarm", self.stood_down_at, self.stood_down_by)
+        if self.chain is not None:
+            raise AlreadyAlarmed(self.id, self.state.value, self.alarmed_at, self.alarmed_by)
+        if chain.initiator.id != self.region_id:
+            raise ValueError(f"{self.id}: chain of {chain.initiator.id}, not {self.region_id}")
+        self._move(IncidentState.ALARMING, "start_alarm")
+        self.chain = chain
+        self.alarmed_at = clock.now()
+        self.alarmed_by = by
+        completed = not chain.parties
+        if completed:
+            self._move(IncidentState.ALL_ACKNOWLEDGED, "complete")
+        return ChainStarted(self.id, chain.parties, self.alarmed_at, completed)
+
+    def acknowledge(
+        self,
+        party_id: str,
+        *,
+        by: str,
+        via: str,
+        clock: Clock,
+        pledge: Pledge | None = None,
+        at: datetime | None = None,
+    ) -> AckRecorded:
+        """Record an acknowledgement of ``party_id`` by ``by`` on channel ``via``.
+
+        ``at`` is when the person acknowledged (the homeserver's timestamp), which matters when
+        the bot processes the event late; it is kept between the alarm and now so that a
+        skewed timestamp cannot produce a negative time to acknowledge.
+        """
+        if self.state is IncidentState.STOOD_DOWN:
+            raise AlreadyStoodDown(self.id, "acknowledge", self.stood_down_at, self.stood_down_by)
+        if self.chain is None or self.alarmed_at is None:
+            raise NotAlarmed(self.id)
+        member = self.chain.party(party_id)
+        if member is None:
+            raise NotInChain(self.id, party_id)
+        now = clock.now()
+        when = now if at is None else min(max(at, self.alarmed_at), now)
+        if pledge is not None and not pledge.counts and not pledge.remark:
+            pledge = None
+        ack = Ack(party_id=party_id, person=by, channel=via, at=when, pledge=pledge)
+        self.acks.append(ack)
+        completed = False
+        if self.state is IncidentState.ALARMING and not self.missing():
+            self._move(IncidentState.ALL_ACKNOWLEDGED, "complete")
+            completed = True
+        first = self.first_ack(party_id)
+        assert first is not None
+        return AckRecorded(
+            ack=ack,
+            first=first,
+            requirement=member.requirement,
+            pledge=self.pledge_of(party_id),
+            chain_completed=completed,
+        )
+
+    def stand_down(self, *, by: str, clock: Clock, remark: str = "") -> StoodDown:
+        """End the incident; everyone alarmed must be told."""
+        if self.state is IncidentState.STOOD_DOWN:
+            raise AlreadyStoodDown(self.id, "stand_down", self.stood_down_at, self.stood_down_by)
+        self._move(IncidentState.STOOD_DOWN, "stand_down")
+        self.stood_down_at = clock.now()
+        self.stood_down_by = by
+        self.stand_down_remark = remark.strip()
+        parties = self.chain.parties if self.chain is not None else ()
+        return StoodDown(self.id, parties, self.stood_down_at, self.stand_down_remark)
+
+    # -- views -------------------------------------------------------------------------------
+
+    def acks_of(self, party_id: str) -> tuple[Ack, ...]:
+        return tuple(a for a in self.acks if a.party_id == party_id)
+
+    def first_ack(self, party_id: str) -> Ack | None:
+        # The earliest by time, not by arrival: a late-processed SMS may predate a reaction.
+        acks = self.acks_of(party_id)
+        return min(acks, key=lambda a: a.at) if acks else None
+
+    def pledge_of(self, party_id: str) -> Pledge | None:
+        """The party's pledge: its latest acknowledgement that named a number."""
+        counted = [a.pledge for a in self.acks_of(party_id) if a.pledge and a.pledge.counts]
+        return counted[-1] if counted else None
+
+    def remark_of(self, party_id: str) -> str:
+        remarks = [a.pledge.remark for a in self.acks_of(party_id) if a.pledge and a.pledge.remark]
+        return remarks[-1] if remarks else ""
+
+    def acknowledged(self) -> tuple[ChainParty, ...]:
+        if self.chain is None:
+            return ()
+        done = {a.party_id for a in self.acks}
+        return tuple(p for p in self.chain.parties if p.id in done)
+
+    def missing(self) -> tuple[ChainParty, ...]:
+        if self.chain is None:
+            return ()
+        done = {a.party_id for a in self.acks}
+        return tuple(p for p in self.chain.parties if p.id not in done)
+
+    def short_of_requirement(self) -> tuple[ChainParty, ...]:
+        """Acknowledged parties whose pledge is below what the chain asks of them."""
+        return tuple(p for p in self.acknowledged() if _short(p.requirement, self.pledge_of(p.id)))
+
+    def total_pledged(self) -> int:
+        if self.chain is None:
+            return 0
+        total = 0
+        for party in self.chain.parties:
+            pledge = self.pledge_of(party.id)
+            if pledge is not None and pledge.secondary_transports is not None:
+                total += pledge.secondary_transports
+        return total
+
+    # -- storage -----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe document; :meth:`from_dict` restores an equal incident."""
+
+        def iso(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "version": _FORMAT_VERSION,
+            "number": self.number,
+            "region_id": self.region_id,
+            "region_name": self.region_name,
+            "level": self.level.value,
+            "headline": self.headline,
+            "confirmed_by": self.confirmed_by,
+            "confirmed_at": iso(self.confirmed_at),
+            "state": self.state.value,
+            "chain": None if self.chain is None else self.chain.to_dict(),
+            "alarmed_at": iso(self.alarmed_at),
+            "alarmed_by": self.alarmed_by,
+            "acks": [a.to_dict() for a in self.acks],
+            "stood_down_at": iso(self.stood_down_at),
+            "stood_down_by": self.stood_down_by,
+            "stand_down_remark": self.stand_down_remark,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Incident:
+        if data.get("version") != _FORMAT_VERSION:
+            raise ValueError(f"unknown incident document version {data.get('version')!r}")
+
+        def when(key: str) -> datetime | None:
+            value = data.get(key)
+            return None if value is None else datetime.fromisoformat(value)
+
+        confirmed_at = when("confirmed_at")
+        assert confirmed_at is not None
+        chain = data.get("chain")
+        return cls(
+            number=data["number"],
+            region_id=data["region_id"],
+            region_name=data["region_name"],
+            level=ReadinessLevel(data["level"]),
+            headline=data["headline"],
+            confirmed_by=data["confirmed_by"],
+            confirmed_at=confirmed_at,
+            state=IncidentState(data["state"]),
+            chain=None if chain is None else AlarmChain.from_dict(chain),
+            alarmed_at=when("alarmed_at"),
+            alarmed_by=data.get("alarmed_by"),
+            acks=tuple(Ack.from_dict(a) for a in data.get("acks", ())),
+            stood_down_at=when("stood_down_at"),
+            stood_down_by=data.get("stood_down_by"),
+            stand_down_remark=data.get("stand_down_remark", ""),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Incident) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"Incident({self.id}, {self.region_id}, {self.state.value})"

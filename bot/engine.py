@@ -1,0 +1,439 @@
+"""The engine: inbox rows in, command runs and domain decisions through, outbox rows out.
+
+Data flows one way (DESIGN §4): inbound event → inbox row → command executor → outcome →
+outbox rows → Matrix sender → delivery state. Each arrow is one method here, and every step
+writes its result to the database before the next step acts on it:
+
+- :meth:`store_batch` writes a sync's events and its token in one transaction;
+- :meth:`handle_inbox_row` runs one command and writes its outbox rows, audit entries and the
+  row's "handled" mark in one transaction, so a crash leaves either nothing done or all of it;
+- :meth:`deliver_due` sends queued outbox rows with their stable transaction ids.
+
+A bug in a command never stops the worker: the row is retried a few times, then marked failed,
+audited, and the sender gets a short apology in the room's language.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import signal
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.i18n import Catalog
+from bot.matrix.gateway import MatrixGateway
+from bot.matrix.sender import PLAINTEXT_WARNING, Refused, Retry, Sent, build_content
+from commands import dispatch
+from commands.context import CommandContext, Invocation, Reaction
+from commands.outcome import AuditEntry, BoardPost, Outcome, Post
+from storage import audit, inbox, outbox, state
+from storage.database import Database
+from storage.models import InboxRow, OutboxRow
+
+log = logging.getLogger(__name__)
+
+BOT = "larmkedja"
+MAX_HANDLING_ATTEMPTS = 3
+ContextFactory = Callable[[AsyncSession], CommandContext]
+
+
+class Faults:
+    """Crash points for the crash tests (a fault a real part cannot produce on demand).
+
+    Set ``LARMKEDJA_FAULT`` to a point name; the process SIGKILLs itself there once per
+    marker file, so that after the restart it runs normally.
+    """
+
+    def __init__(self, point: str | None, marker_dir: str | None) -> None:
+        self.point = point
+        self.marker_dir = marker_dir
+
+    @staticmethod
+    def from_env() -> Faults:
+        return Faults(os.environ.get("LARMKEDJA_FAULT"), os.environ.get("LARMKEDJA_FAULT_DIR"))
+
+    def hit(self, point: str) -> None:
+        if self.point != point:
+            return
+        if self.marker_dir:
+            marker = os.path.join(self.marker_dir, f"fault-{point}.done")
+            if os.path.exists(marker):
+                return
+            with open(marker, "w") as handle:
+                handle.write("1")
+        log.critical("fault injection: SIGKILL at %s", point)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Engine:
+    def __init__(self, *, config: Config, clock: Clock, db: Database, catalog: Catalog,
+                 gateway: MatrixGateway, make_context: ContextFactory,
+                 faults: Faults | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.db = db
+        self.catalog = catalog
+        self.gateway = gateway
+        self.make_context = make_context
+        self.faults = faults or Faults(None, None)
+        self.inbox_wakeup = asyncio.Event()
+        self.outbox_wakeup = asyncio.Event()
+        self.handled = 0
+        self._warned_unencrypted: set[str] = set()
+        # Sends under way: a stop waits for them, so that "accepted by the homeserver" is never
+        # separated from "marked sent" by a shutdown (a resend from a new device would be a
+        # duplicate the homeserver cannot drop: transaction ids are per device).
+        self._inflight: set[asyncio.Task[bool]] = set()
+
+    # ---- inbound ------------------------------------------------------------------------
+
+    async def store_batch(self, events: list[inbox.InboundEvent], token: str) -> None:
+        async with self.db.write() as session:
+            new_ids = await inbox.store(session, events, self.clock.now())
+            await state.put(session, state.SYNC_TOKEN, token)
+        if new_ids:
+            if any(e.kind == "message" for e in events):
+                self.faults.hit("after-inbox-store")  # a command stored, not yet handled
+            self.inbox_wakeup.set()
+
+    async def run_inbox_worker(self, ready: asyncio.Event) -> None:
+        """Handle commands, but only once the first full-state sync told us what each room is
+        (encrypted or not, who is in it): room state is not persisted across restarts."""
+        await ready.wait()
+        while True:
+            self.inbox_wakeup.clear()
+            await self.drain_inbox()
+            try:
+                await asyncio.wait_for(self.inbox_wakeup.wait(), timeout=5)
+            except TimeoutError:
+                pass
+
+    async def drain_inbox(self) -> int:
+        """Handle every pending inbox row in arrival order; return how many."""
+        count = 0
+        last_id = 0
+        while True:
+            async with self.db.read() as session:
+                row = await inbox.next_pending(session, after_id=last_id)
+            if row is None:
+                return count
+            last_id = row.id
+            await self.handle_inbox_row(row.id)
+            count += 1
+
+    async def handle_inbox_row(self, row_id: int) -> None:
+        self.faults.hit("before-handle")
+        try:
+            async with self.db.write() as session:
+                row = await inbox.by_id(session, row_id)
+                if row is None or row.status != inbox.PENDING:
+                    return  # someone else handled it (replay); exactly one effect
+                outcome, status = await self._decide(session, row)
+                await self._write_outcome(session, row, outcome)
+                inbox.mark(row, status, self.clock.now())
+            self.handled += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("handling inbox row %s failed", row_id)
+            await self._record_failure(row_id, exc)
+        self.outbox_wakeup.set()
+
+    async def _decide(self, session: AsyncSession, row: InboxRow) -> tuple[Outcome, str]:
+        if row.kind == "invite":
+            return await self._decide_invite(row), inbox.HANDLED
+        room_id = row.room_id or ""
+        if room_id not in self.config.known_rooms():
+            return Outcome(audit=[AuditEntry("matrix.event.ignored", room_id,
+                                             {"reason": "room not in config", "kind": row.kind})]
+                           ), inbox.IGNORED
+        at = datetime.fromtimestamp(row.origin_ts / 1000, tz=self.clock.now().tzinfo)
+        ctx = self.make_context(session)
+        if row.kind == "message":
+            body = str(row.payload.get("body", ""))
+            if not self.gateway.room_facts(room_id).encrypted:
+                return self._unencrypted_refusal(row, body), inbox.HANDLED
+            result = await dispatch.handle_message(
+                Invocation(event_id=row.event_id, room_id=room_id, sender=row.sender, body=body,
+                           at=at), ctx)
+        elif row.kind == "reaction":
+            result = await dispatch.handle_reaction(
+                Reaction(event_id=row.event_id, room_id=room_id, sender=row.sender,
+                         key=str(row.payload.get("key", "")),
+                         reacts_to=str(row.payload.get("reacts_to", "")), at=at), ctx)
+        else:
+            return Outcome(), inbox.IGNORED
+        if result is None:
+            return Outcome(), inbox.IGNORED
+        return result, inbox.HANDLED
+
+    def _unencrypted_refusal(self, row: InboxRow, body: str) -> Outcome:
+        outcome = Outcome(audit=[AuditEntry(
+            "command.refused", row.room_id,
+            {"reason": "room not encrypted", "sender": row.sender},
+        )])
+        if body.strip().startswith("!"):
+            text = self.catalog.text(self.config.room_language(row.room_id or ""),
+                                     "bot.unencrypted_room")
+            outcome.posts.append(Post(room_id=row.room_id or "", body=text,
+                                      key="unencrypted", purpose=PLAINTEXT_WARNING))
+        return outcome
+
+    async def _decide_invite(self, row: InboxRow) -> Outcome:
+        room_id = row.room_id or ""
+        if room_id in self.gateway.joined_rooms():
+            return Outcome()
+        if room_id not in self.gateway.invited_rooms():
+            return Outcome()  # a stale invite seen again in a full-state sync
+        if room_id in self.config.known_rooms():
+            error = await self.gateway.join(room_id)
+            return Outcome(audit=[AuditEntry(
+                "matrix.invite.accepted" if error is None else "matrix.join.failed", room_id,
+                {"inviter": row.sender, **({"error": error} if error else {})})])
+        error = await self.gateway.decline(room_id)
+        log.warning("declined an invite to %s from %s: room not in config", room_id, row.sender)
+        return Outcome(audit=[AuditEntry("matrix.invite.declined", room_id, {
+            "inviter": row.sender, "reason": "room not in config",
+            **({"error": error} if error else {})})])
+
+    async def _write_outcome(self, session: AsyncSession, row: InboxRow, outcome: Outcome) -> None:
+        now = self.clock.now()
+        actor = row.sender if row.sender != "unknown" else BOT
+        for entry in outcome.audit:
+            await audit.append(session, at=now, actor=actor, action=entry.action,
+                               subject=entry.subject,
+                               detail={**entry.detail, "event_id": row.event_id})
+        for post in outcome.posts:
+            await outbox.enqueue(
+                session, key=f"{row.event_id}:{post.key}", channel="matrix",
+                destination=post.room_id, purpose=post.purpose, now=now,
+                incident_id=post.incident_id,
+                payload={"body": post.body, "mentions": list(post.mentions),
+                         "in_reply_to": post.in_reply_to},
+            )
+        for board in outcome.boards:
+            await self._write_board(session, row.event_id, board, now)
+        if outcome.reaction and row.kind == "message" and row.room_id:
+            await outbox.enqueue(
+                session, key=f"{row.event_id}:reaction", channel="matrix",
+                destination=row.room_id, purpose="reaction", now=now,
+                payload={"reaction": outcome.reaction, "reacts_to": row.event_id},
+            )
+
+    async def _write_board(self, session: AsyncSession, cause: str, board: BoardPost,
+                           now: datetime) -> None:
+        base = f"board:{board.incident_id}:{board.room_id}"
+        original = await outbox.by_key(session, base)
+        if original is None:
+            await outbox.enqueue(session, key=base, channel="matrix", destination=board.room_id,
+                                 purpose="board", payload={"body": board.body}, now=now,
+                                 incident_id=board.incident_id)
+            return
+        if original.status == outbox.QUEUED:
+            original.payload = {"body": board.body}  # not out yet: just send the newest
+            return
+        edit_key = f"{base}:edit:{cause}"
+        await outbox.enqueue(session, key=edit_key, channel="matrix", destination=board.room_id,
+                             purpose="board-edit", now=now, incident_id=board.incident_id,
+                             payload={"body": board.body, "replaces_key": base})
+        await outbox.supersede_queued(session, f"{base}:edit:", keep_key=edit_key)
+
+    async def _record_failure(self, row_id: int, exc: Exception) -> None:
+        async with self.db.write() as session:
+            row = await inbox.by_id(session, row_id)
+            if row is None or row.status != inbox.PENDING:
+                return
+            row.attempts += 1
+            if row.attempts < MAX_HANDLING_ATTEMPTS:
+                return
+            inbox.mark(row, inbox.FAILED, self.clock.now(), note=type(exc).__name__)
+            await audit.append(session, at=self.clock.now(), actor=BOT, action="command.crashed",
+                               subject=row.room_id,
+                               detail={"event_id": row.event_id, "error": type(exc).__name__})
+            if row.kind == "message" and row.room_id in self.config.known_rooms():
+                text = self.catalog.text(self.config.room_language(row.room_id or ""),
+                                         "bot.internal_error")
+                await outbox.enqueue(session, key=f"{row.event_id}:crash", channel="matrix",
+                                     destination=row.room_id or "", purpose="reply",
+                                     now=self.clock.now(),
+                                     payload={"body": text, "mentions": [],
+                                              "in_reply_to": row.event_id})
+
+    # ---- undecryptable commands ---------------------------------------------------------
+
+    async def retry_undecryptable(self) -> None:
+        """Decrypt what has become decryptable; after the grace period ask for a resend."""
+        grace = timedelta(seconds=self.config.matrix.undecryptable_grace_s)
+        now = self.clock.now()
+        async with self.db.read() as session:
+            waiting = await inbox.with_status(session, inbox.UNDECRYPTABLE)
+        for row in waiting:
+            text = self.gateway.try_decrypt(row.room_id or "", row.payload.get("source", {}))
+            async with self.db.write() as session:
+                fresh = await inbox.by_id(session, row.id)
+                if fresh is None or fresh.status != inbox.UNDECRYPTABLE:
+                    continue
+                if text is not None:
+                    fresh.kind = "message"
+                    fresh.payload = {"body": text, "decrypted": True, "late_key": True}
+                    fresh.status = inbox.PENDING
+                    self.inbox_wakeup.set()
+                    continue
+                if fresh.attempts == 0:
+                    fresh.attempts = 1
+                    await self.gateway.request_key(row.room_id or "", row.payload.get("source", {}))
+                sent_at = datetime.fromtimestamp(row.origin_ts / 1000, tz=now.tzinfo)
+                if now - sent_at < grace:
+                    continue
+                inbox.mark(fresh, inbox.ASKED, now)
+                await audit.append(session, at=now, actor=BOT, action="matrix.undecryptable",
+                                   subject=row.room_id,
+                                   detail={"event_id": row.event_id, "sender": row.sender})
+                if row.room_id in self.config.known_rooms():
+                    lang = self.config.room_language(row.room_id or "")
+                    text_ask = self.catalog.text(lang, "bot.undecryptable_resend",
+                                                 sender=row.sender,
+                                                 time=sent_at.strftime("%H:%M:%S UTC"))
+                    await outbox.enqueue(session, key=f"{row.event_id}:resend", channel="matrix",
+                                         destination=row.room_id or "", purpose="notice", now=now,
+                                         payload={"body": text_ask, "mentions": [row.sender],
+                                                  "in_reply_to": None})
+                    self.outbox_wakeup.set()
+
+    async def warn_unencrypted_rooms(self) -> None:
+        """A configured room that is not encrypted gets one content-free warning, audited."""
+        for room_id in sorted(self.config.known_rooms() & self.gateway.joined_rooms()):
+            if room_id in self._warned_unencrypted or self.gateway.room_facts(room_id).encrypted:
+                continue
+            self._warned_unencrypted.add(room_id)
+            now = self.clock.now()
+            text = self.catalog.text(self.config.room_language(room_id), "bot.unencrypted_room")
+            async with self.db.write() as session:
+                row = await outbox.enqueue(session, key=f"unencrypted-warning:{room_id}",
+                                           channel="matrix", destination=room_id,
+                                           purpose=PLAINTEXT_WARNING, now=now,
+                                           payload={"body": text, "mentions": []})
+                if row is not None:
+                    await audit.append(session, at=now, actor=BOT, action="matrix.room.unencrypted",
+                                       subject=room_id, detail={"reason": "refusing to work here"})
+            self.outbox_wakeup.set()
+
+    # ---- outbound -----------------------------------------------------------------------
+
+    async def run_outbox_worker(self, ready: asyncio.Event) -> None:
+        await ready.wait()
+        while True:
+            self.outbox_wakeup.clear()
+            wait = 5.0
+            try:
+                await self.deliver_due()
+                async with self.db.read() as session:
+                    next_due = await outbox.next_due_time(session, "matrix")
+                if next_due is not None:
+                    wait = max(0.05, min(wait, (next_due - self.clock.now()).total_seconds()))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox pass failed; retrying")
+            try:
+                await asyncio.wait_for(self.outbox_wakeup.wait(), timeout=wait)
+            except TimeoutError:
+                pass
+
+    async def deliver_due(self) -> int:
+        """Send every due Matrix outbox row; rooms in parallel, each room in order."""
+        async with self.db.read() as session:
+            rows = await outbox.due(session, "matrix", self.clock.now())
+        by_room: dict[str, list[OutboxRow]] = defaultdict(list)
+        for row in rows:
+            by_room[row.destination].append(row)
+        results = await asyncio.gather(*(self._deliver_room(r) for r in by_room.values()))
+        return sum(results)
+
+    async def _deliver_room(self, rows: list[OutboxRow]) -> int:
+        sent = 0
+        for row in rows:
+            ok = await self._deliver_one(row.id)
+            if not ok:
+                break  # keep the room's order: later rows wait for this one
+            sent += 1
+        return sent
+
+    async def _deliver_one(self, row_id: int) -> bool:
+        task = asyncio.create_task(self._send_and_record(row_id))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return await asyncio.shield(task)
+
+    async def finish_inflight(self, timeout: float = 15.0) -> None:
+        """Let sends under way complete and be recorded (called on stop)."""
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=timeout)
+
+    async def _send_and_record(self, row_id: int) -> bool:
+        async with self.db.write() as session:
+            row = await session.get(OutboxRow, row_id)
+            if row is None or row.status not in (outbox.QUEUED, outbox.SENDING):
+                return True
+            content = await self._content_for(session, row)
+            if content is None:
+                row.next_attempt_at = self.clock.now() + timedelta(seconds=0.5)
+                return False  # the board this edits is not out yet
+            possible_duplicate = row.status == outbox.SENDING
+            row.status = outbox.SENDING
+            row.attempts += 1
+            key, room_id, purpose = row.idempotency_key, row.destination, row.purpose
+        self.faults.hit("before-send")
+        event_type = "m.reaction" if purpose == "reaction" else "m.room.message"
+        result = await self.gateway.sender.send(key=key, room_id=room_id, content=content,
+                                                purpose=purpose, event_type=event_type)
+        if isinstance(result, Sent):
+            self.faults.hit("after-send")
+        now = self.clock.now()
+        async with self.db.write() as session:
+            row = await session.get(OutboxRow, row_id)
+            assert row is not None
+            if isinstance(result, Sent):
+                row.status = outbox.SENT
+                row.sent_at = now
+                row.remote_id = result.event_id
+                row.last_error = "resent after a crash (possible duplicate)" if possible_duplicate \
+                    else None
+                return True
+            if isinstance(result, Refused):
+                row.status = outbox.FAILED
+                row.last_error = result.reason
+                await audit.append(session, at=now, actor=BOT, action="outbox.refused",
+                                   subject=room_id, detail={"key": key, "reason": result.reason})
+                return True
+            assert isinstance(result, Retry)
+            row.status = outbox.QUEUED
+            row.last_error = result.reason
+            backoff = result.after_s
+            if backoff is None:
+                backoff = min(2 ** min(row.attempts, 9), 300) * random.uniform(0.5, 1.0)
+            row.next_attempt_at = now + timedelta(seconds=backoff)
+            return False
+
+    async def _content_for(self, session: AsyncSession, row: OutboxRow) -> dict[str, Any] | None:
+        payload = row.payload
+        if row.purpose == "reaction":
+            return {"m.relates_to": {"rel_type": "m.annotation", "event_id": payload["reacts_to"],
+                                     "key": payload["reaction"]}}
+        replaces = None
+        if payload.get("replaces_key"):
+            original = await outbox.by_key(session, payload["replaces_key"])
+            if original is None or original.remote_id is None:
+                return None
+            replaces = original.remote_id
+        return build_content(payload["body"], mentions=payload.get("mentions") or (),
+                             in_reply_to=payload.get("in_reply_to"), replaces=replaces)

@@ -1,0 +1,202 @@
+"""The one way a Matrix message leaves the bot (the send choke point).
+
+Every outbound room message passes here, so the safety rules live in one place:
+
+- refuse unless the crypto store is loaded and the room is encrypted (nio would otherwise send
+  plaintext; DESIGN §5.1). The only exception is the fixed, content-free warning that tells
+  people in an unencrypted room that the bot will not work there;
+- messages are ``m.notice`` (bots do not trigger other bots), user text is escaped in the HTML
+  form, mentions are explicit (``m.mentions``) and rendered as pills;
+- the transaction id is derived from the outbox row's idempotency key, which was persisted
+  before this call, so a retry after a crash is deduplicated by the homeserver;
+- one lock per room keeps a room's messages in order;
+- a 429 is counted and turned into a retry with the server's delay, never an endless nio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import html
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from nio import AsyncClient, RoomSendResponse
+from nio.exceptions import OlmTrustError
+
+log = logging.getLogger(__name__)
+
+PLAINTEXT_WARNING = "plaintext-warning"
+
+
+@dataclass(frozen=True)
+class Sent:
+    event_id: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    reason: str
+    after_s: float | None = None  # the server's wish (429), else the worker's backoff
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A permanent refusal: retrying cannot make this send safe or possible."""
+
+    reason: str
+
+
+SendResult = Sent | Retry | Refused
+
+
+@dataclass
+class SendStats:
+    sent: int = 0
+    rate_limited: int = 0  # every 429 the bot met (DESIGN §5.12)
+    refused: int = 0
+    errors: int = 0
+    per_room_429: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def transaction_id(idempotency_key: str) -> str:
+    """A URL-safe, stable Matrix transaction id for an outbox row."""
+    return "lk" + hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:40]
+
+
+def render_html(body: str, mentions: tuple[str, ...] | list[str]) -> str:
+    """Escape user text and turn mentioned user ids into pills."""
+    escaped = html.escape(body, quote=False)
+    for user_id in sorted(set(mentions), key=len, reverse=True):
+        pill = f'<a href="https://matrix.to/#/{html.escape(user_id)}">{html.escape(user_id)}</a>'
+        escaped = escaped.replace(html.escape(user_id, quote=False), pill)
+    return escaped.replace("\n", "<br>")
+
+
+def build_content(body: str, *, mentions: tuple[str, ...] | list[str] = (),
+                  in_reply_to: str | None = None, replaces: str | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {
+        "msgtype": "m.notice",
+        "body": body,
+        "format": "org.matrix.custom.html",
+        "formatted_body": render_html(body, mentions),
+        "m.mentions": {"user_ids": sorted(set(mentions))} if mentions else {},
+    }
+    if replaces is not None:
+        new_content = dict(content)
+        content = {
+            "msgtype": "m.notice",
+            "body": "* " + body,
+            "format": "org.matrix.custom.html",
+            "formatted_body": "* " + new_content["formatted_body"],
+            "m.new_content": new_content,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": replaces},
+            "m.mentions": {},  # an edit must not ping everyone again
+        }
+    elif in_reply_to is not None:
+        content["m.relates_to"] = {"m.in_reply_to": {"event_id": in_reply_to}}
+    return content
+
+
+class MatrixSender:
+    def __init__(self, client: AsyncClient, *, trust_all_devices: bool) -> None:
+        self._client = client
+        self._trust_all_devices = trust_all_devices
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.stats = SendStats()
+
+    def can_send_to(self, room_id: str) -> str | None:
+        """None if a normal message may go to this room now, else why not."""
+        if self._client.olm is None:
+            return "crypto store not loaded"
+        room = self._client.rooms.get(room_id)
+        if room is None:
+            return "room not joined or not synced yet"
+        if not room.encrypted:
+            return "room is not encrypted"
+        return None
+
+    async def send(self, *, key: str, room_id: str, content: dict[str, Any],
+                   purpose: str, event_type: str = "m.room.message") -> SendResult:
+        why_not = self.can_send_to(room_id)
+        if why_not == "room is not encrypted" and purpose == PLAINTEXT_WARNING:
+            why_not = None
+        if why_not is not None:
+            if why_not == "room is not encrypted":
+                self.stats.refused += 1
+                return Refused(why_not)
+            return Retry(why_not)
+        async with self._locks[room_id]:
+            return await self._send_locked(key, room_id, content, event_type)
+
+    async def _send_locked(self, key: str, room_id: str, content: dict[str, Any],
+                           event_type: str) -> SendResult:
+        client = self._client
+        try:
+            room = client.rooms[room_id]
+            if room.encrypted and not room.members_synced:
+                await client.joined_members(room_id)
+            if room.encrypted and client.should_query_keys:
+                await client.keys_query()
+            if room.encrypted:
+                _renew_if_a_device_lacks_the_key(client, room_id)
+            resp = await client.room_send(
+                room_id, event_type, content, tx_id=transaction_id(key),
+                ignore_unverified_devices=self._trust_all_devices,
+            )
+        except OlmTrustError as exc:
+            self.stats.errors += 1
+            log.warning("not sending to %s: %s (trust_policy=verified-only)", room_id, exc)
+            return Retry("room has unverified devices and trust_policy is verified-only", 60.0)
+        except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
+            self.stats.errors += 1
+            # A key share may have half-failed with the connection: start a fresh session so
+            # that every device gets the key with the retry.
+            _invalidate(client, room_id)
+            return Retry(f"homeserver unreachable ({type(exc).__name__})")
+        except Exception as exc:  # nio raises a zoo of errors; none may kill the worker
+            self.stats.errors += 1
+            _invalidate(client, room_id)
+            log.exception("unexpected error sending to %s", room_id)
+            return Retry(f"unexpected {type(exc).__name__}")
+        if isinstance(resp, RoomSendResponse):
+            self.stats.sent += 1
+            return Sent(resp.event_id)
+        status = getattr(resp, "status_code", None)
+        if status in ("M_LIMIT_EXCEEDED", 429, "429"):
+            self.stats.rate_limited += 1
+            self.stats.per_room_429[room_id] += 1
+            retry_ms = getattr(resp, "retry_after_ms", None) or 1000
+            log.warning("rate limited by the homeserver in %s (429 #%d); retry in %d ms",
+                        room_id, self.stats.rate_limited, retry_ms)
+            return Retry("rate limited (429)", retry_ms / 1000)
+        self.stats.errors += 1
+        return Retry(f"homeserver answered {status or 'an error'}")
+
+
+def _renew_if_a_device_lacks_the_key(client: AsyncClient, room_id: str) -> None:
+    """nio drops a shared room key only on its own sync's member events or a key query's
+    device changes; a member whose device nio learnt of some other way would not get the key.
+    An in-memory check before each send closes that gap (the next send shares a new key)."""
+    olm = client.olm
+    session = olm.outbound_group_sessions.get(room_id) if olm is not None else None
+    if session is None or not session.shared:
+        return
+    covered = session.users_shared_with | session.users_ignored
+    for user_id in client.rooms[room_id].users:
+        for device in client.device_store.active_user_devices(user_id):
+            if device.id == client.device_id and user_id == client.user_id:
+                continue
+            if (user_id, device.id) not in covered:
+                client.invalidate_outbound_session(room_id)
+                return
+
+
+def _invalidate(client: AsyncClient, room_id: str) -> None:
+    try:
+        if client.olm is not None:
+            client.olm.outbound_group_sessions.pop(room_id, None)
+    except Exception:  # pragma: no cover - best effort
+        log.debug("could not invalidate outbound session for %s", room_id)

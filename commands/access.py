@@ -1,0 +1,53 @@
+"""Who may run what, and where: decided from the config and the sender, never device trust.
+
+Returns the catalogue key of the refusal (or None when allowed), so the dispatcher can answer
+politely in the caller's language and audit the refusal.
+"""
+
+from __future__ import annotations
+
+from bot.config import Config
+from commands.declaration import Audience, Place
+
+
+def is_coordinator(config: Config, user_id: str) -> bool:
+    return user_id in config.healthcare_region.coordinators
+
+
+def is_duty_officer(config: Config, user_id: str) -> bool:
+    return any(user_id in p.duty_officers for p in config.all_parties())
+
+
+def place_refusal(config: Config, place: Place, room_id: str) -> str | None:
+    if place is Place.ANY_ROOM:
+        return None
+    if place is Place.PARTY_ROOM:
+        return None if config.party_for_room(room_id) else "refusal.where.party_room"
+    region = config.party_for_room(room_id)
+    if region is None or config.region(region.id) is None:
+        return "refusal.where.region_room"
+    return None
+
+
+def audience_refusal(config: Config, who: Audience, room_id: str, sender: str) -> str | None:
+    if who is Audience.ANYONE:
+        return None
+    party = config.party_for_room(room_id)
+    if who is Audience.PARTY_MEMBER:
+        allowed = party is not None and (sender in party.duty_officers or sender in party.members)
+        return None if allowed else "refusal.who.party_member"
+    if who is Audience.REGION_DUTY_OFFICER:
+        allowed = (
+            party is not None
+            and config.region(party.id) is not None
+            and sender in party.duty_officers
+        )
+        return None if allowed else "refusal.who.region_duty_officer"
+    allowed = is_duty_officer(config, sender) or is_coordinator(config, sender)
+    return None if allowed else "refusal.who.duty_officer_or_coordinator"
+
+
+def refusal(config: Config, who: Audience, where: Place, room_id: str, sender: str) -> str | None:
+    """The first reason the sender may not run a command here: the room first (the more
+    useful answer for a duty officer typing in the wrong room), then the person."""
+    return place_refusal(config, where, room_id) or audience_refusal(config, who, room_id, sender)

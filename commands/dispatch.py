@@ -1,0 +1,180 @@
+"""The engine's way into the commands: one inbound message or reaction in, one Outcome out.
+
+Never raises for bad input. Not a command → None. Unknown name → the closest command and the
+help command. Wrong room or person → a polite refusal and an audit entry. Bad arguments → what
+was wrong and the usage line. Only then does an executor run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bot.i18n import Catalog
+from commands.access import audience_refusal, refusal
+from commands.arguments import ArgumentProblem, parse_arguments
+from commands.context import CommandContext, Invocation, Reaction
+from commands.declaration import Call, Declaration
+from commands.executors.ack import acknowledge
+from commands.outcome import AuditEntry, Outcome, Post
+from commands.registry import Registry, build_registry
+from commands.render import Voice
+from commands.render.usage import render_usage_error
+from commands.replies import NOT_HANDLED, call_detail, home_server, refused
+from commands.text import split_command
+
+# Reaction keys that mean "acknowledged"; clients add or drop the emoji variation selector.
+ACK_REACTIONS = frozenset({"✅", "✔️", "✔", "☑️", "☑"})
+
+
+def _catalog(ctx: CommandContext) -> Catalog:
+    return ctx.catalog if ctx.catalog is not None else Catalog.load()
+
+
+def _unknown(invocation: Invocation, name: str, registry: Registry, voice: Voice) -> Outcome:
+    help_command = registry.display("help", voice.lang)
+    closest = registry.closest(name)
+    body = (
+        voice.text(
+            "unknown.command",
+            command="!" + name,
+            suggestion=registry.display(closest.key, voice.lang),
+            help=help_command,
+        )
+        if closest is not None
+        else voice.text("unknown.command_no_suggestion", command="!" + name, help=help_command)
+    )
+    audit = AuditEntry(
+        "command.unknown",
+        None,
+        {
+            "name": name,
+            "room": invocation.room_id,
+            "sender": invocation.sender,
+        },
+    )
+    post = Post(room_id=invocation.room_id, body=body, in_reply_to=invocation.event_id)
+    return Outcome(posts=[post], audit=[audit], reaction=NOT_HANDLED)
+
+
+def _problem_text(problem: ArgumentProblem, voice: Voice) -> str:
+    localized = {name: voice.text(key) for name, key in problem.localized.items()}
+    return voice.text(problem.key, **problem.params, **localized)
+
+
+def _invalid(call: Call, problem: ArgumentProblem, voice: Voice) -> Outcome:
+    body = render_usage_error(_problem_text(problem, voice), call.declaration, voice)
+    entry = AuditEntry(
+        "command.invalid", None, call_detail(call, problem=problem.key, **problem.params)
+    )
+    post = Post(room_id=call.room_id, body=body, in_reply_to=call.event_id)
+    return Outcome(posts=[post], audit=[entry], reaction=NOT_HANDLED)
+
+
+def _render_refusal(call: Call, ctx: CommandContext, key: str, voice: Voice) -> str:
+    party = ctx.config.party_for_room(call.room_id)
+    return voice.text(
+        key,
+        command=call.command(call.declaration.key),
+        party=party.name if party is not None else call.room_id,
+    )
+
+
+async def handle_message(invocation: Invocation, ctx: CommandContext) -> Outcome | None:
+    """Run the command in ``invocation``, if it is one."""
+    parsed = split_command(invocation.body)
+    if parsed is None or invocation.sender == ctx.config.matrix.user_id:
+        return None
+    name, tokens = parsed
+    catalog = _catalog(ctx)
+    registry = build_registry()
+    lang = registry.language_of(name) or ctx.config.room_language(invocation.room_id)
+    voice = Voice(catalog, lang, home_server(ctx))
+    declaration = registry.find(name)
+    if declaration is None:
+        return _unknown(invocation, name, registry, voice)
+    call = Call(
+        declaration=declaration,
+        room_id=invocation.room_id,
+        sender=invocation.sender,
+        event_id=invocation.event_id,
+        at=invocation.at,
+        lang=lang,
+        args={},
+        catalog=catalog,
+        registry=registry,
+    )
+    reason = refusal(
+        ctx.config, declaration.who, declaration.where, invocation.room_id, invocation.sender
+    )
+    if reason is not None:
+        return refused(call, _render_refusal(call, ctx, reason, voice), reason)
+    try:
+        args = parse_arguments(declaration.arguments, tokens)
+    except ArgumentProblem as problem:
+        return _invalid(call, problem, voice)
+    return await declaration.execute(replace(call, args=args), ctx)
+
+
+def _reaction_call(
+    reaction: Reaction,
+    ctx: CommandContext,
+    declaration: Declaration,
+    registry: Registry,
+    catalog: Catalog,
+) -> Call:
+    return Call(
+        declaration=declaration,
+        room_id=reaction.room_id,
+        sender=reaction.sender,
+        event_id=reaction.event_id,
+        at=reaction.at,
+        lang=ctx.config.room_language(reaction.room_id),
+        args={},
+        catalog=catalog,
+        registry=registry,
+        reply_to=reaction.reacts_to,
+    )
+
+
+async def handle_reaction(reaction: Reaction, ctx: CommandContext) -> Outcome | None:
+    """A ✅ on one of the bot's alarm messages acknowledges for that room's party.
+
+    Anything else (another emoji, a reaction on a reply or a board, the bot's own reaction)
+    is not a command and yields None.
+    """
+    if reaction.key not in ACK_REACTIONS or reaction.sender == ctx.config.matrix.user_id:
+        return None
+    if ctx.alarms is None:
+        return None
+    ref = await ctx.alarms.resolve(reaction.room_id, reaction.reacts_to)
+    if ref is None:
+        return None
+    incident = await ctx.incidents.get(ref.incident_id)
+    if incident is None or incident.chain is None:
+        return None
+    member = incident.chain.party_by_room(reaction.room_id)
+    if member is None and ref.party_id is not None:
+        member = incident.chain.party(ref.party_id)
+    if member is None:
+        return None
+    catalog = _catalog(ctx)
+    registry = build_registry()
+    call = _reaction_call(reaction, ctx, registry.get("ack"), registry, catalog)
+    voice = Voice(catalog, call.lang, home_server(ctx))
+    # Who may acknowledge is decided by the current config (staff change during a long
+    # incident), falling back to the frozen copy if the party has left the config.
+    current = ctx.config.party(member.id)
+    allowed = (
+        audience_refusal(ctx.config, registry.get("ack").who, reaction.room_id, reaction.sender)
+        is None
+        if current is not None and current.room == reaction.room_id
+        else member.party.may_acknowledge(reaction.sender)
+    )
+    if not allowed:
+        return refused(
+            call,
+            voice.text("refusal.reaction", party=member.party.name, incident=incident.id),
+            "refusal.reaction",
+            incident.id,
+        )
+    return await acknowledge(call, ctx, incident, member.id, via="reaction")

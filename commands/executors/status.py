@@ -1,0 +1,53 @@
+"""!status: the board of an incident, as a reply, for any duty officer or coordinator."""
+
+from __future__ import annotations
+
+from bot.domain import Incident, format_incident_id
+from commands.context import CommandContext
+from commands.declaration import Call
+from commands.outcome import Outcome
+from commands.render import Voice, render_board
+from commands.replies import answered, rejected, voice_for
+
+
+async def _relevant_open(call: Call, ctx: CommandContext) -> list[Incident]:
+    """Open incidents that concern this room: a party's own and those it is alarmed for; in
+    any other room (the coordination room) every open incident."""
+    party = ctx.config.party_for_room(call.room_id)
+    if party is None:
+        return await ctx.incidents.open_incidents()
+    found = {i.id: i for i in await ctx.incidents.open_for_region(party.id)}
+    found.update({i.id: i for i in await ctx.incidents.alarmed_for_party(party.id)})
+    return sorted(found.values(), key=lambda i: i.number)
+
+
+def _render_board(call: Call, ctx: CommandContext, incident: Incident, voice: Voice) -> str:
+    return render_board(incident, voice, now=ctx.clock.now(), alarm_command=call.command("alarm"))
+
+
+async def execute_status(call: Call, ctx: CommandContext) -> Outcome:
+    voice = voice_for(call, ctx)
+    number = call.args.get("incident")
+    if number is not None:
+        incident_id = format_incident_id(number)
+        incident = await ctx.incidents.get(incident_id)
+        if incident is None:
+            return rejected(
+                call,
+                voice.text("incident.unknown", incident=incident_id),
+                "unknown_incident",
+                incident_id,
+            )
+        return answered(call, _render_board(call, ctx, incident, voice), reaction=None)
+    candidates = await _relevant_open(call, ctx)
+    if not candidates:
+        return answered(call, voice.text("status.none"), reaction=None)
+    newest = candidates[-1]
+    others = [i.id for i in candidates[:-1]]
+    body = voice.lines(
+        _render_board(call, ctx, newest, voice),
+        voice.text("status.others", incidents=voice.join(others), command=call.command("status"))
+        if others
+        else None,
+    )
+    return answered(call, body, reaction=None)

@@ -1,0 +1,67 @@
+"""What a command run returns: decisions, not side effects.
+
+An executor never sends anything. It returns an :class:`Outcome`; the engine writes the posts
+into the outbox, the audit entries into the audit log and the inbox row as handled, all in one
+transaction, and only then does anything leave the bot. Texts are already rendered: a reply in
+the language of the command as typed, anything for another room in that room's language
+(executors render through :mod:`bot.i18n`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Post:
+    """One Matrix message to one room.
+
+    ``key`` is unique within the outcome and stable across re-runs of the same inbound event:
+    the engine builds the outbox idempotency key from the inbound event id and this key, so a
+    replayed command never posts twice.
+    """
+
+    room_id: str
+    body: str  # plain text; the sender escapes it and builds the HTML form
+    key: str = "reply"
+    purpose: str = "reply"  # reply | alarm | standdown | notice
+    mentions: tuple[str, ...] = ()
+    incident_id: str | None = None
+    in_reply_to: str | None = None  # event id this answers (rendered as a Matrix reply)
+
+
+@dataclass(frozen=True)
+class BoardPost:
+    """The status board of an incident in one room: posted once, then edited in place.
+
+    The engine posts it the first time and afterwards sends an ``m.replace`` edit of that first
+    message; a newer version supersedes a queued, unsent older one.
+    """
+
+    incident_id: str
+    room_id: str
+    body: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    action: str  # e.g. command.refused, incident.confirmed, chain.started, ack.recorded
+    subject: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    posts: list[Post] = field(default_factory=list)
+    boards: list[BoardPost] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
+    # A reaction the bot puts on the command event: "✅" handled, "❌" refused/failed.
+    reaction: str | None = None
+
+    def extend(self, other: Outcome) -> Outcome:
+        self.posts.extend(other.posts)
+        self.boards.extend(other.boards)
+        self.audit.extend(other.audit)
+        self.reaction = other.reaction or self.reaction
+        return self

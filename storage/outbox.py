@@ -1,0 +1,92 @@
+"""The outbox: every outbound message is a row before its first attempt.
+
+The idempotency key doubles as the Matrix transaction id, so a resend after a crash between
+"sent" and "marked sent" is dropped by the homeserver within its dedupe window; beyond that
+window the row's own ``sent`` status is the record (DESIGN §5.8).
+
+Status: ``queued`` → ``sending`` → ``sent``; ``failed`` is permanent; ``superseded`` is a
+board edit that a newer edit of the same board replaced before it went out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import OutboxRow
+
+QUEUED = "queued"
+SENDING = "sending"
+SENT = "sent"
+FAILED = "failed"
+SUPERSEDED = "superseded"
+
+
+async def enqueue(session: AsyncSession, *, key: str, channel: str, destination: str,
+                  purpose: str, payload: dict[str, Any], now: datetime,
+                  incident_id: str | None = None) -> OutboxRow | None:
+    """Add a message unless its key exists already; return the new row or None."""
+    existing = (
+        await session.execute(select(OutboxRow.id).where(OutboxRow.idempotency_key == key))
+    ).scalar_one_or_none()
+    if existing is not None:
+        return None
+    row = OutboxRow(
+        idempotency_key=key, channel=channel, destination=destination, purpose=purpose,
+        payload=payload, status=QUEUED, attempts=0, created_at=now, next_attempt_at=now,
+        incident_id=incident_id,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def by_key(session: AsyncSession, key: str) -> OutboxRow | None:
+    query = select(OutboxRow).where(OutboxRow.idempotency_key == key)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def due(session: AsyncSession, channel: str, now: datetime, limit: int = 500) -> list[OutboxRow]:
+    """Queued rows whose next attempt is due, oldest first; ``sending`` rows left by a crash
+    count as due again (the stable transaction id makes the retry safe)."""
+    query = (
+        select(OutboxRow)
+        .where(
+            OutboxRow.channel == channel,
+            OutboxRow.status.in_((QUEUED, SENDING)),
+            or_(OutboxRow.next_attempt_at.is_(None), OutboxRow.next_attempt_at <= now),
+        )
+        .order_by(OutboxRow.id)
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def next_due_time(session: AsyncSession, channel: str) -> datetime | None:
+    query = (
+        select(OutboxRow.next_attempt_at)
+        .where(OutboxRow.channel == channel, OutboxRow.status.in_((QUEUED, SENDING)))
+        .order_by(OutboxRow.next_attempt_at)
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def supersede_queued(session: AsyncSession, key_prefix: str, keep_key: str) -> None:
+    """Mark older queued edits with this prefix as superseded by ``keep_key``."""
+    await session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.idempotency_key.startswith(key_prefix, autoescape=True),
+            OutboxRow.idempotency_key != keep_key,
+            OutboxRow.status == QUEUED,
+        )
+        .values(status=SUPERSEDED)
+    )
+
+
+async def all_rows(session: AsyncSession) -> list[OutboxRow]:
+    return list((await session.execute(select(OutboxRow).order_by(OutboxRow.id))).scalars())

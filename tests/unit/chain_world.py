@@ -1,0 +1,240 @@
+"""The test world: Sjukvårdsregion Mellansverige and a stand-in for the engine.
+
+``mellansverige()`` builds a config through :func:`bot.config.parse_config` (seven regions,
+Socialstyrelsen as national duty officer, Uppsala's blood centre, a coordination room).
+:class:`Harness` drives the command layer the way the engine does (one write transaction per
+inbound event; posts into the outbox, audit entries into the audit log, boards kept per room)
+and records what would have been sent, so a story can end with "and nothing else was sent".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.clock import FakeClock
+from bot.config import Config, parse_config
+from bot.i18n import Catalog
+from commands.context import CommandContext, Invocation, Reaction
+from commands.dispatch import handle_message, handle_reaction
+from commands.outcome import Outcome, Post
+from storage import audit
+from storage.database import Database
+from storage.incidents import SqlAlarms, SqlIncidents
+from storage.models import OutboxRow
+
+SERVER = "example.org"
+BOT = f"@larmkedja:{SERVER}"
+COORDINATOR = f"@samordnare:{SERVER}"
+COORDINATION_ROOM = f"!samordning:{SERVER}"
+OUTSIDER = f"@utomstaende:{SERVER}"
+
+REGIONS = {
+    "uppsala": "Region Uppsala",
+    "dalarna": "Region Dalarna",
+    "gavleborg": "Region Gävleborg",
+    "varmland": "Region Värmland",
+    "vastmanland": "Region Västmanland",
+    "orebro": "Region Örebro län",
+    "sormland": "Region Sörmland",
+}
+NATIONAL = "socialstyrelsen"
+BLOOD_CENTRE = "blodcentralen-uppsala"
+
+
+def duty_officer(party_id: str) -> str:
+    return f"@tib.{party_id}:{SERVER}"
+
+
+def member(party_id: str) -> str:
+    return f"@kansli.{party_id}:{SERVER}"
+
+
+def room(party_id: str) -> str:
+    return f"!{party_id}:{SERVER}"
+
+
+def _party(party_id: str, name: str, language: str) -> dict[str, Any]:
+    return {
+        "id": party_id,
+        "name": name,
+        "language": language,
+        "room": room(party_id),
+        "duty_officers": [duty_officer(party_id)],
+        "members": [member(party_id)],
+        "email": [f"tib@{party_id}.example"],
+        "sms": ["+4670000" + str(1000 + len(party_id))],
+    }
+
+
+def mellansverige(
+    languages: dict[str, str] | None = None,
+    coordination_language: str = "sv",
+    required_transports: int = 5,
+    with_national: bool = True,
+    with_blood_centre: bool = True,
+) -> Config:
+    """Sjukvårdsregion Mellansverige: seven regions, Socialstyrelsen as national duty officer
+    and Uppsala's blood centre. ``languages`` overrides a party's language by id."""
+    languages = languages or {}
+    parties = []
+    if with_national:
+        parties.append(
+            {
+                **_party(NATIONAL, "Socialstyrelsen", languages.get(NATIONAL, "sv")),
+                "kind": "national_duty_officer",
+            }
+        )
+    if with_blood_centre:
+        parties.append(
+            {
+                **_party(BLOOD_CENTRE, "Blodcentralen Uppsala", languages.get(BLOOD_CENTRE, "sv")),
+                "kind": "blood_centre",
+                "region": "uppsala",
+            }
+        )
+    return parse_config(
+        {
+            "matrix": {
+                "homeserver": "https://matrix.example.org",
+                "user_id": BOT,
+                "password": {"value": "not-a-secret"},
+            },
+            "healthcare_region": {
+                "id": "mellansverige",
+                "name": "Sjukvårdsregion Mellansverige",
+                "coordination_room": COORDINATION_ROOM,
+                "coordinators": [COORDINATOR],
+                "language": coordination_language,
+            },
+            "chain": {"required_transports": required_transports},
+            "regions": [
+                _party(pid, name, languages.get(pid, "sv")) for pid, name in REGIONS.items()
+            ],
+            "parties": parties,
+        }
+    )
+
+
+@dataclass
+class Sent:
+    """What the stand-in engine would have sent, in order."""
+
+    post: Post
+    event_id: str  # the Matrix event id it got
+
+
+@dataclass
+class Harness:
+    """Drives the command layer like the engine does and remembers what went out."""
+
+    db: Database
+    config: Config
+    clock: FakeClock
+    catalog: Catalog
+    sent: list[Sent] = field(default_factory=list)
+    boards: dict[tuple[str, str], str] = field(default_factory=dict)  # (incident, room) → body
+    outcomes: list[Outcome] = field(default_factory=list)
+    _events: int = 0
+
+    def _event_id(self, prefix: str) -> str:
+        self._events += 1
+        return f"${prefix}{self._events}"
+
+    def _context(self, session: Any) -> CommandContext:
+        return CommandContext(
+            config=self.config,
+            clock=self.clock,
+            incidents=SqlIncidents(session),
+            alarms=SqlAlarms(session, self.config),
+            catalog=self.catalog,
+        )
+
+    async def _record(self, session: Any, inbound: str, sender: str, outcome: Outcome) -> None:
+        keys = [p.key for p in outcome.posts]
+        assert len(keys) == len(set(keys)), f"post keys not unique: {keys}"
+        for post in outcome.posts:
+            event_id = self._event_id("sent")
+            session.add(
+                OutboxRow(
+                    idempotency_key=f"{inbound}/{post.key}",
+                    channel="matrix",
+                    destination=post.room_id,
+                    purpose=post.purpose,
+                    payload={"body": post.body},
+                    status="sent",
+                    attempts=1,
+                    created_at=self.clock.now(),
+                    sent_at=self.clock.now(),
+                    remote_id=event_id,
+                    incident_id=post.incident_id,
+                )
+            )
+            self.sent.append(Sent(post, event_id))
+        for board in outcome.boards:
+            self.boards[(board.incident_id, board.room_id)] = board.body
+        for entry in outcome.audit:
+            await audit.append(
+                session,
+                at=self.clock.now(),
+                actor=sender,
+                action=entry.action,
+                subject=entry.subject,
+                detail=entry.detail,
+            )
+        self.outcomes.append(outcome)
+
+    async def say(self, room_id: str, sender: str, body: str) -> Outcome | None:
+        event_id = self._event_id("cmd")
+        invocation = Invocation(event_id, room_id, sender, body, self.clock.now())
+        async with self.db.write() as session:
+            outcome = await handle_message(invocation, self._context(session))
+            if outcome is not None:
+                await self._record(session, event_id, sender, outcome)
+        return outcome
+
+    async def react(
+        self, room_id: str, sender: str, reacts_to: str, key: str = "✅"
+    ) -> Outcome | None:
+        event_id = self._event_id("reaction")
+        reaction = Reaction(event_id, room_id, sender, key, reacts_to, self.clock.now())
+        async with self.db.write() as session:
+            outcome = await handle_reaction(reaction, self._context(session))
+            if outcome is not None:
+                await self._record(session, event_id, sender, outcome)
+        return outcome
+
+    def later(self, minutes: float) -> None:
+        self.clock.advance(timedelta(minutes=minutes))
+
+    # -- reading what was sent ---------------------------------------------------------------
+
+    def take(self) -> list[Post]:
+        """Everything sent since the last take (so a story can assert 'and nothing else')."""
+        posts = [s.post for s in self.sent]
+        self.sent.clear()
+        return posts
+
+    async def alarm_event_id(self, room_id: str, incident_id: str) -> str:
+        """The Matrix event id the alarm to ``room_id`` got (to react to it)."""
+        async with self.db.read() as session:
+            value = await session.scalar(
+                select(OutboxRow.remote_id).where(
+                    OutboxRow.destination == room_id,
+                    OutboxRow.purpose == "alarm",
+                    OutboxRow.incident_id == incident_id,
+                )
+            )
+        assert value is not None, f"no alarm to {room_id} for {incident_id}"
+        return value
+
+    async def audit_actions(self) -> list[str]:
+        async with self.db.read() as session:
+            return [row.action for row in await audit.entries(session)]
+
+    async def audit_entries(self, action: str | None = None) -> list[Any]:
+        async with self.db.read() as session:
+            return await audit.entries(session, action)
