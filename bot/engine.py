@@ -22,6 +22,7 @@ import random
 import signal
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,6 +45,13 @@ log = logging.getLogger(__name__)
 BOT = "larmkedja"
 MAX_HANDLING_ATTEMPTS = 3
 ContextFactory = Callable[[AsyncSession], CommandContext]
+
+
+@dataclass(frozen=True)
+class MembershipAction:
+    kind: str  # join | decline
+    room_id: str
+    inviter: str
 
 
 class Faults:
@@ -132,15 +140,22 @@ class Engine:
 
     async def handle_inbox_row(self, row_id: int) -> None:
         self.faults.hit("before-handle")
+        membership: MembershipAction | None = None
         try:
             async with self.db.write() as session:
                 row = await inbox.by_id(session, row_id)
                 if row is None or row.status != inbox.PENDING:
                     return  # someone else handled it (replay); exactly one effect
-                outcome, status = await self._decide(session, row)
+                if row.kind == "invite":
+                    outcome, membership = self._decide_invite(row)
+                    status = inbox.HANDLED
+                else:
+                    outcome, status = await self._decide(session, row)
                 await self._write_outcome(session, row, outcome)
                 inbox.mark(row, status, self.clock.now())
             self.handled += 1
+            if membership is not None:  # the decision is recorded: now act on it
+                await self._act_on_membership(membership)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -149,8 +164,6 @@ class Engine:
         self.outbox_wakeup.set()
 
     async def _decide(self, session: AsyncSession, row: InboxRow) -> tuple[Outcome, str]:
-        if row.kind == "invite":
-            return await self._decide_invite(row), inbox.HANDLED
         room_id = row.room_id or ""
         if room_id not in self.config.known_rooms():
             return Outcome(audit=[AuditEntry("matrix.event.ignored", room_id,
@@ -188,22 +201,34 @@ class Engine:
                                       key="unencrypted", purpose=PLAINTEXT_WARNING))
         return outcome
 
-    async def _decide_invite(self, row: InboxRow) -> Outcome:
+    def _decide_invite(self, row: InboxRow) -> tuple[Outcome, MembershipAction | None]:
+        """Join rooms the config names, decline all others. Only the decision is made here,
+        inside the transaction; the join or leave happens after it is committed."""
         room_id = row.room_id or ""
-        if room_id in self.gateway.joined_rooms():
-            return Outcome()
-        if room_id not in self.gateway.invited_rooms():
-            return Outcome()  # a stale invite seen again in a full-state sync
+        if room_id in self.gateway.joined_rooms() or room_id not in self.gateway.invited_rooms():
+            return Outcome(), None  # already done, or a stale invite seen again
         if room_id in self.config.known_rooms():
-            error = await self.gateway.join(room_id)
-            return Outcome(audit=[AuditEntry(
-                "matrix.invite.accepted" if error is None else "matrix.join.failed", room_id,
-                {"inviter": row.sender, **({"error": error} if error else {})})])
-        error = await self.gateway.decline(room_id)
-        log.warning("declined an invite to %s from %s: room not in config", room_id, row.sender)
+            return Outcome(audit=[AuditEntry("matrix.invite.accepted", room_id,
+                                             {"inviter": row.sender})]), \
+                MembershipAction("join", room_id, row.sender)
+        log.warning("declining an invite to %s from %s: room not in config", room_id, row.sender)
         return Outcome(audit=[AuditEntry("matrix.invite.declined", room_id, {
-            "inviter": row.sender, "reason": "room not in config",
-            **({"error": error} if error else {})})])
+            "inviter": row.sender, "reason": "room not in config"})]), \
+            MembershipAction("decline", room_id, row.sender)
+
+    async def _act_on_membership(self, action: MembershipAction) -> None:
+        if action.kind == "join":
+            error = await self.gateway.join(action.room_id)
+        else:
+            error = await self.gateway.decline(action.room_id)
+        if error is None:
+            return
+        # The room stays invited; the next full-state sync brings the invite back.
+        log.warning("could not %s %s: %s", action.kind, action.room_id, error)
+        async with self.db.write() as session:
+            await audit.append(session, at=self.clock.now(), actor=BOT,
+                               action=f"matrix.{action.kind}.failed", subject=action.room_id,
+                               detail={"inviter": action.inviter, "error": error})
 
     async def _write_outcome(self, session: AsyncSession, row: InboxRow, outcome: Outcome) -> None:
         now = self.clock.now()

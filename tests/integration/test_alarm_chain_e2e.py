@@ -77,10 +77,14 @@ async def test_mass_casualty_alarm_from_confirmation_to_stand_down(
         await say(world, "blodcentralen-uppsala", "!kvittera", "Kvittens för Blodcentralen")
         await say(world, "dalarna", "!kvittera 6", "hade redan kvitterat")  # twice: recorded
 
-        board = await board_saying(world, uppsala, world.rooms["uppsala"], "kvitterat 7/8")
+        board = await board_saying(world, uppsala, world.rooms["uppsala"], "· även @tib-dalarna")
+        assert "kvitterat 7/8" in board
         assert "Saknas: Region Sörmland" in board
         assert "⚠️ krav minst 5" in board  # Gävleborg pledged too few
         assert "”två ambulanser på väg”" in board
+        dalarna_line = next(line for line in board.splitlines() if "Region Dalarna" in line)
+        assert "· även @tib-dalarna" in dalarna_line  # acknowledged twice: both shown
+        assert "sekundärtransporter: 6" in dalarna_line  # the latest pledge counts
 
         await asyncio.sleep(1.0)  # Sörmland acknowledges only after a while
         await say(world, "sormland", "!kvittera 7", "Kvittens för Region Sörmland")

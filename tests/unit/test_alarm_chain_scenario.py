@@ -131,8 +131,8 @@ async def test_mass_casualty_alarm_from_confirmation_to_stand_down(bot: Harness)
         "Larmad 04:02 av @tib.uppsala · kvitterat 3/8",
         "Läget kl. 04:08: 6 min efter larmet",
         "",
-        "✅ Region Dalarna: @tib.dalarna 04:05 i rummet · sekundärtransporter: 6 · "
-        "”två ambulanser, en buss”",
+        "✅ Region Dalarna: @tib.dalarna 04:05 i rummet · även @kansli.dalarna 04:06 · "
+        "sekundärtransporter: 6 · ”två ambulanser, en buss”",
         "✅ Region Gävleborg: @tib.gavleborg 04:07 med ✅ · inga sekundärtransporter angivna "
         "⚠️ krav minst 5",
         "✅ Region Värmland: @kansli.varmland 04:08 i rummet · sekundärtransporter: 2 "
