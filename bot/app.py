@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 from collections.abc import Coroutine
 from typing import Any
 
@@ -23,6 +24,7 @@ from nio import SyncResponse
 
 from bot.clock import Clock, SystemClock
 from bot.config import LoadedConfig, redacted_dump
+from bot.due_trigger import DueTrigger
 from bot.engine import BOT, Engine, Faults
 from bot.i18n import Catalog
 from bot.matrix.cross_signing import CrossSigner
@@ -91,9 +93,27 @@ class App:
             first_sync_timeout_s=cfg.matrix.first_sync_timeout_s,
             backoff_initial_s=cfg.matrix.backoff_initial_s, backoff_max_s=cfg.matrix.backoff_max_s,
         )
+        self.engine.trigger = DueTrigger(self._fire_due)
         self._spawn("sync", self.sync.run())
+        self._spawn("due-times", self._start_due_times(self.sync.first_sync_done), forever=False)
         self._spawn("inbox", self.engine.run_inbox_worker(self.sync.first_sync_done))
         self._spawn("outbox", self.engine.run_outbox_worker(self.sync.first_sync_done))
+
+    async def _start_due_times(self, ready: asyncio.Event) -> None:
+        """Rebuild the trigger from the database once rooms are known; missed ones fire now."""
+        await ready.wait()
+        assert self.engine is not None and self.engine.trigger is not None
+        self.engine.trigger.start()
+        await self.engine.rearm()
+
+    async def _fire_due(self) -> None:
+        assert self.engine is not None
+        try:
+            await self.engine.fire_due_now()
+        except Exception:  # a failed pass is retried: the rows are still pending
+            log.exception("due-time pass failed; retrying in 5 s")
+            if self.engine.trigger is not None:
+                self.engine.trigger.arm(self.clock.now() + timedelta(seconds=5))
 
     def _make_context(self, session: Any) -> CommandContext:
         incidents, alarms = make_repositories(session, self.config)
@@ -111,19 +131,24 @@ class App:
             log.info("room keys shared ahead of need")
         self.engine.outbox_wakeup.set()
 
-    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None], *, forever: bool = True) -> None:
+        """Run a background task, keeping a reference; its failure stops the bot (so that a
+        supervisor restarts it), and so does a ``forever`` task that returns."""
         task = asyncio.create_task(coro, name=f"larmkedja-{name}")
-        task.add_done_callback(self._task_done)
+        task.add_done_callback(lambda t: self._task_done(t, forever))
         self._tasks.append(task)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
+    def _task_done(self, task: asyncio.Task[None], forever: bool) -> None:
         if task.cancelled():
             return
         exc = task.exception()
         if exc is not None:
             log.critical("background task %s died: %r; stopping", task.get_name(), exc)
             self.failure = exc
-        self._stopped.set()
+            self._stopped.set()
+        elif forever:
+            log.critical("background task %s ended; stopping", task.get_name())
+            self._stopped.set()
 
     async def wait_ready(self, timeout: float = 60) -> None:
         """Until the first full-state sync is stored (tests and the demo wait for this)."""
@@ -142,6 +167,8 @@ class App:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         if self.engine is not None:
+            if self.engine.trigger is not None:
+                self.engine.trigger.shutdown()
             await self.engine.finish_inflight()
         if self.session is not None:
             await self.session.client.close()

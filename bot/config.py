@@ -26,6 +26,8 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -181,6 +183,91 @@ class HealthcareRegionConfig(_Strict):
     language: Language = Field("sv", description="language of the coordination room")
 
 
+EscalationAction = Literal["remind", "send", "notify_backup", "notify_initiator"]
+EscalationChannel = Literal["room", "sms", "email"]
+
+
+class EscalationStepConfig(_Strict):
+    """One step of an escalation policy: after a delay, do one thing."""
+
+    after_min: float = Field(
+        ge=0,
+        le=1440,
+        description="minutes after the previous step (the first step: after the chain started)",
+        examples=[5],
+    )
+    action: EscalationAction = Field(
+        description="'remind': a reminder in the party's room, mentioning its duty officers; "
+        "'send': the alarm again on 'channels'; 'notify_backup': mention the party's "
+        "backup_contacts in its room; 'notify_initiator': tell the initiating region's duty "
+        "officers that the party has not acknowledged",
+        examples=["remind"],
+    )
+    channels: list[EscalationChannel] = Field(
+        default_factory=list,
+        validate_default=True,
+        description="for 'send' only: any of room, sms, email (sms and email are skipped for a "
+        "party without numbers or addresses, and recorded as skipped)",
+        examples=[["sms", "email"]],
+    )
+
+    @field_validator("channels")
+    @classmethod
+    def _channels_fit_action(cls, channels: list[str], info: ValidationInfo) -> list[str]:
+        action = info.data.get("action")
+        if action == "send" and not channels:
+            raise ValueError("a 'send' step must name at least one channel (room, sms, email)")
+        if action is not None and action != "send" and channels:
+            raise ValueError(f"only a 'send' step has channels, not {action!r}")
+        if len(set(channels)) != len(channels):
+            raise ValueError("a channel is named twice")
+        return channels
+
+
+def _default_steps() -> list[EscalationStepConfig]:
+    return [
+        EscalationStepConfig(after_min=5, action="remind"),
+        EscalationStepConfig(after_min=5, action="notify_initiator"),
+        EscalationStepConfig(after_min=5, action="send", channels=["sms", "email"]),
+    ]
+
+
+class EscalationConfig(_Strict):
+    """Reminders and escalation of a party that has not acknowledged. The policy is copied into
+    the chain when it starts: editing it does not change an alarm already running."""
+
+    steps: list[EscalationStepConfig] = Field(
+        description="the steps, in order; an empty list turns reminders off",
+        examples=[[{"after_min": 5, "action": "remind"},
+                   {"after_min": 5, "action": "notify_initiator"},
+                   {"after_min": 10, "action": "notify_backup"},
+                   {"after_min": 5, "action": "send", "channels": ["sms", "email"]}]],
+    )
+    repeat_every_min: float = Field(
+        0, ge=0, le=1440, description="the last step repeats this often (0: it does not repeat)"
+    )
+    max_repeats: int = Field(
+        0, ge=0, le=100, description="how many times the last step repeats after its first run"
+    )
+    pledge_reminder_min: float | None = Field(
+        None,
+        ge=0,
+        le=1440,
+        description="minutes after an acknowledgement without enough secondary transports "
+        "until one reminder to pledge (absent: no pledge reminder)",
+        examples=[10],
+    )
+
+
+def default_escalation() -> EscalationConfig:
+    """The policy of a config without ``[escalation]``: remind after 5 min, tell the initiating
+    duty officer after 10, send the alarm by SMS and e-mail after 15 and again every 10 min
+    three more times; a pledge reminder 10 min after a short acknowledgement."""
+    return EscalationConfig(
+        steps=_default_steps(), repeat_every_min=10, max_repeats=3, pledge_reminder_min=10
+    )
+
+
 class PartyConfig(_Strict):
     """Anyone the chain alarms: a region, the national duty officer, a blood centre."""
 
@@ -208,6 +295,19 @@ class PartyConfig(_Strict):
         default_factory=list,
         description="numbers for short text alarms (Rakel stand-in)",
         examples=[["+46701234567"]],
+    )
+    backup_contacts: list[UserId] = Field(
+        default_factory=list,
+        description="people mentioned by a 'notify_backup' escalation step, in this party's "
+        "room (invite them to it); required if this party's escalation has such a step",
+        examples=[["@beredskapschef.uppsala:example.org"]],
+    )
+    escalation: EscalationConfig | None = Field(
+        None,
+        description="this party's own escalation policy, replacing the [escalation] table",
+        examples=[{"steps": [{"after_min": 3, "action": "remind"},
+                             {"after_min": 5, "action": "notify_backup"}],
+                   "repeat_every_min": 10, "max_repeats": 2}],
     )
 
 
@@ -241,6 +341,13 @@ class Config(_Strict):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     healthcare_region: HealthcareRegionConfig
     chain: ChainConfig = Field(default_factory=ChainConfig)
+    escalation: EscalationConfig = Field(
+        default_factory=default_escalation,
+        description="the default escalation policy of every party without its own. Without "
+        "this table: remind after 5 min, tell the initiating duty officer after 10, send the "
+        "alarm by SMS and e-mail after 15 and again every 10 min three more times, and remind "
+        "a party to pledge 10 min after an acknowledgement without enough transports",
+    )
     regions: list[RegionConfig] = Field(min_length=1)
     parties: list[OtherPartyConfig] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -286,11 +393,38 @@ class Config(_Strict):
                 raise ValueError(f"parties[{i}].region: only a blood centre belongs to a region")
         if self.matrix.user_id in {u for p in self.all_parties() for u in p.duty_officers}:
             raise ValueError("matrix.user_id: the bot cannot be one of the duty officers")
+        self._check_backup_contacts()
         return self
+
+    def _check_backup_contacts(self) -> None:
+        """A 'notify_backup' step needs someone to notify: a config error, not a silent gap."""
+        for section, parties in (("regions", self.regions), ("parties", self.parties)):
+            for i, party in enumerate(parties):
+                if party.backup_contacts:
+                    continue
+                own = party.escalation is not None
+                policy = self.policy_for(party)
+                for j, step in enumerate(policy.steps):
+                    if step.action != "notify_backup":
+                        continue
+                    where = f"{section}[{i}]"
+                    if own:
+                        raise ValueError(
+                            f"{where}.escalation.steps[{j}].action: 'notify_backup' needs "
+                            f"{where}.backup_contacts, which is empty"
+                        )
+                    raise ValueError(
+                        f"{where}.backup_contacts: escalation.steps[{j}] is 'notify_backup', so "
+                        "this party needs backup contacts (or an escalation of its own)"
+                    )
 
     # Convenience look-ups used all over the bot; cheap enough to compute on demand.
     def all_parties(self) -> list[PartyConfig]:
         return [*self.regions, *self.parties]
+
+    def policy_for(self, party: PartyConfig) -> EscalationConfig:
+        """The escalation policy of ``party``: its own, or the default."""
+        return party.escalation if party.escalation is not None else self.escalation
 
     def party(self, party_id: str) -> PartyConfig | None:
         return next((p for p in self.all_parties() if p.id == party_id), None)

@@ -33,10 +33,12 @@ from bot.config import Config
 from bot.i18n import Catalog
 from bot.matrix.gateway import MatrixGateway
 from bot.matrix.sender import PLAINTEXT_WARNING, Refused, Retry, Sent, build_content
-from commands import dispatch
+from bot.due_trigger import DueTrigger
+from commands import dispatch, escalation
 from commands.context import CommandContext, Invocation, Reaction
 from commands.outcome import AuditEntry, BoardPost, Outcome, Post
 from storage import audit, inbox, outbox, state
+from storage import incidents as incidents_store
 from storage.database import Database
 from storage.models import InboxRow, OutboxRow
 
@@ -57,13 +59,23 @@ class MembershipAction:
 class Faults:
     """Crash points for the crash tests (a fault a real part cannot produce on demand).
 
-    Set ``LARMKEDJA_FAULT`` to a point name; the process SIGKILLs itself there once per
-    marker file, so that after the restart it runs normally.
+    ``LARMKEDJA_FAULT`` names a point, optionally with the hit to die at: ``before-send@3``
+    SIGKILLs the process the third time it passes ``before-send``. With
+    ``LARMKEDJA_FAULT_DIR`` set, a marker file makes it fire once only, so that the same
+    environment after a restart runs normally.
     """
 
+    POINTS = ("after-inbox-store", "before-handle", "before-send", "after-send", "before-due",
+              "after-due")
+
     def __init__(self, point: str | None, marker_dir: str | None) -> None:
+        self.at_hit = 1
+        if point and "@" in point:
+            point, _, count = point.partition("@")
+            self.at_hit = max(1, int(count))
         self.point = point
         self.marker_dir = marker_dir
+        self.hits = 0
 
     @staticmethod
     def from_env() -> Faults:
@@ -71,6 +83,9 @@ class Faults:
 
     def hit(self, point: str) -> None:
         if self.point != point:
+            return
+        self.hits += 1
+        if self.hits < self.at_hit:
             return
         if self.marker_dir:
             marker = os.path.join(self.marker_dir, f"fault-{point}.done")
@@ -101,6 +116,7 @@ class Engine:
         # separated from "marked sent" by a shutdown (a resend from a new device would be a
         # duplicate the homeserver cannot drop: transaction ids are per device).
         self._inflight: set[asyncio.Task[bool]] = set()
+        self.trigger: DueTrigger | None = None
 
     # ---- inbound ------------------------------------------------------------------------
 
@@ -154,6 +170,7 @@ class Engine:
                 await self._write_outcome(session, row, outcome)
                 inbox.mark(row, status, self.clock.now())
             self.handled += 1
+            await self.rearm()  # an alarm, ack or stand-down changes what is due
             if membership is not None:  # the decision is recorded: now act on it
                 await self._act_on_membership(membership)
         except asyncio.CancelledError:
@@ -231,27 +248,42 @@ class Engine:
                                detail={"inviter": action.inviter, "error": error})
 
     async def _write_outcome(self, session: AsyncSession, row: InboxRow, outcome: Outcome) -> None:
-        now = self.clock.now()
         actor = row.sender if row.sender != "unknown" else BOT
+        reacts_to = row.event_id if row.kind == "message" and row.room_id else None
+        await self.write_outcome(session, source_id=row.event_id, actor=actor, outcome=outcome,
+                                 reaction_room=row.room_id if reacts_to else None)
+
+    async def write_outcome(self, session: AsyncSession, *, source_id: str, actor: str,
+                            outcome: Outcome, reaction_room: str | None = None) -> None:
+        """Everything an outcome decided, as rows: audit entries, outbox messages on every
+        channel, board posts or edits. ``source_id`` (an inbound event id, or ``due:<key>``
+        for a due time) makes every outbox key stable, so a re-run cannot post twice."""
+        now = self.clock.now()
         for entry in outcome.audit:
             await audit.append(session, at=now, actor=actor, action=entry.action,
-                               subject=entry.subject,
-                               detail={**entry.detail, "event_id": row.event_id})
+                               subject=entry.subject, detail={**entry.detail, "source": source_id})
         for post in outcome.posts:
             await outbox.enqueue(
-                session, key=f"{row.event_id}:{post.key}", channel="matrix",
+                session, key=f"{source_id}:{post.key}", channel="matrix",
                 destination=post.room_id, purpose=post.purpose, now=now,
                 incident_id=post.incident_id,
                 payload={"body": post.body, "mentions": list(post.mentions),
                          "in_reply_to": post.in_reply_to},
             )
-        for board in outcome.boards:
-            await self._write_board(session, row.event_id, board, now)
-        if outcome.reaction and row.kind == "message" and row.room_id:
+        for delivery in outcome.deliveries:
+            # Channels without a sender yet stay queued: recorded as pending for their channel.
             await outbox.enqueue(
-                session, key=f"{row.event_id}:reaction", channel="matrix",
-                destination=row.room_id, purpose="reaction", now=now,
-                payload={"reaction": outcome.reaction, "reacts_to": row.event_id},
+                session, key=f"{source_id}:{delivery.key}", channel=delivery.channel,
+                destination=delivery.destination, purpose="escalation", now=now,
+                incident_id=delivery.incident_id, payload={"body": delivery.body},
+            )
+        for board in outcome.boards:
+            await self._write_board(session, source_id, board, now)
+        if outcome.reaction and reaction_room:
+            await outbox.enqueue(
+                session, key=f"{source_id}:reaction", channel="matrix",
+                destination=reaction_room, purpose="reaction", now=now,
+                payload={"reaction": outcome.reaction, "reacts_to": source_id},
             )
 
     async def _write_board(self, session: AsyncSession, cause: str, board: BoardPost,
@@ -292,6 +324,40 @@ class Engine:
                                      now=self.clock.now(),
                                      payload={"body": text, "mentions": [],
                                               "in_reply_to": row.event_id})
+
+    # ---- due times: reminders and escalation --------------------------------------------
+
+    async def fire_due_now(self) -> int:
+        """Fire every due time that is due by the clock's now; return how many fired.
+
+        Each one in its own transaction with the incident's current state, so an
+        acknowledgement recorded first makes the due time moot: no reminder after an ack.
+        """
+        fired = 0
+        for _ in range(10_000):  # firing one can make the next due at once (a late catch-up)
+            async with self.db.read() as session:
+                rows = await incidents_store.due_now(session, self.clock.now())
+            if not rows:
+                break
+            for row in rows:
+                self.faults.hit("before-due")
+                async with self.db.write() as session:
+                    outcome = await escalation.fire_due(row.key, row.incident_id,
+                                                        self.make_context(session))
+                    await self.write_outcome(session, source_id=f"due:{row.key}", actor=BOT,
+                                             outcome=outcome)
+                self.faults.hit("after-due")
+                fired += 1
+                self.outbox_wakeup.set()
+        await self.rearm()
+        return fired
+
+    async def rearm(self) -> None:
+        """Point the trigger at the earliest pending due time in the database."""
+        if self.trigger is None:
+            return
+        async with self.db.read() as session:
+            self.trigger.arm(await incidents_store.next_due_at(session))
 
     # ---- undecryptable commands ---------------------------------------------------------
 

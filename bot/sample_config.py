@@ -28,7 +28,8 @@ HEADER = """\
 EXAMPLE_REGIONS: list[dict[str, Any]] = [
     {"id": "uppsala", "name": "Region Uppsala", "language": "sv", "room": "!uppsala:example.org",
      "duty_officers": ["@tib.uppsala:example.org"], "members": ["@kansli.uppsala:example.org"],
-     "email": ["tib@regionuppsala.example"], "sms": ["+46701234567"]},
+     "email": ["tib@regionuppsala.example"], "sms": ["+46701234567"],
+     "backup_contacts": ["@beredskapschef.uppsala:example.org"]},
     {"id": "dalarna", "name": "Region Dalarna", "language": "sv", "room": "!dalarna:example.org",
      "duty_officers": ["@tib.dalarna:example.org"], "members": [],
      "email": ["tib@regiondalarna.example"], "sms": ["+46701234568"]},
@@ -45,7 +46,7 @@ EXAMPLE_PARTIES: list[dict[str, Any]] = [
 ]
 
 
-def _toml_value(value: Any) -> str:
+def _toml_value(value: Any, multiline: bool = False) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -54,6 +55,13 @@ def _toml_value(value: Any) -> str:
         return json.dumps(str(value))
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, BaseModel):
+        return _toml_value(value.model_dump(mode="json", exclude_defaults=True))
+    if multiline and value and isinstance(value, list) and all(
+        isinstance(v, dict | BaseModel) for v in value
+    ):
+        # An array of inline tables, one per line (TOML allows newlines inside arrays only).
+        return "[\n" + "".join(f"  {_toml_value(v)},\n" for v in value) + "]"
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -70,7 +78,7 @@ def _comment(text: str | None) -> list[str]:
 def _field_lines(name: str, info: FieldInfo, value: Any = None, have_value: bool = False) -> list[str]:
     lines = _comment(info.description)
     if have_value:
-        return [*lines, f"{name} = {_toml_value(value)}"]
+        return [*lines, f"{name} = {_toml_value(value, multiline=True)}"]
     if info.is_required():
         example = info.examples[0] if info.examples else None
         return [*lines, f"{name} = {_toml_value(example)}"]
@@ -82,6 +90,21 @@ def _field_lines(name: str, info: FieldInfo, value: Any = None, have_value: bool
     if isinstance(default, SecretRef | BaseModel):
         return lines
     return [*lines, f"{name} = {_toml_value(default)}"]
+
+
+def _defaults_of(info: FieldInfo) -> dict[str, Any] | None:
+    """The values of a table whose default is a whole model (e.g. the built-in escalation
+    policy) where they differ from its fields' own defaults, so the sample shows what the bot
+    does when the table is left out."""
+    default = info.get_default(call_default_factory=True)
+    if not isinstance(default, BaseModel):
+        return None
+    values = {}
+    for name, field in type(default).model_fields.items():
+        value = getattr(default, name)
+        if field.is_required() or value != field.get_default(call_default_factory=True):
+            values[name] = value
+    return values
 
 
 def _table(model: type[BaseModel], values: dict[str, Any] | None = None) -> list[str]:
@@ -114,5 +137,6 @@ def generate() -> str:
                 out += ["", *_comment(model.__doc__), f"[[{name}]]", *_table(model, example)]
         elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
             assert isinstance(annotation, type)
-            out += ["", *_comment(annotation.__doc__), f"[{name}]", *_table(annotation)]
+            out += ["", *_comment(annotation.__doc__), *_comment(info.description), f"[{name}]",
+                    *_table(annotation, _defaults_of(info))]
     return "\n".join(out).replace("\n\n\n", "\n\n").lstrip("\n") + "\n"

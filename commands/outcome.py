@@ -45,6 +45,21 @@ class BoardPost:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """One message on a non-Matrix channel (``sms``, ``email``) to one number or address.
+
+    Until a channel's bridge exists the engine records it as a queued outbox row of that
+    channel: pending, visible, never silently dropped.
+    """
+
+    channel: str
+    destination: str
+    body: str
+    key: str
+    incident_id: str | None = None
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     action: str  # e.g. command.refused, incident.confirmed, chain.started, ack.recorded
     subject: str | None = None
@@ -56,6 +71,7 @@ class Outcome:
     posts: list[Post] = field(default_factory=list)
     boards: list[BoardPost] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
     # A reaction the bot puts on the command event: "✅" handled, "❌" refused/failed.
     reaction: str | None = None
 
@@ -63,5 +79,6 @@ class Outcome:
         self.posts.extend(other.posts)
         self.boards.extend(other.boards)
         self.audit.extend(other.audit)
+        self.deliveries.extend(other.deliveries)
         self.reaction = other.reaction or self.reaction
         return self

@@ -6,13 +6,17 @@ result, never text of its own (the i18n tests check every call site).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.domain import Incident
+from bot.i18n import Catalog
 from commands.context import CommandContext
 from commands.declaration import Call
 from commands.outcome import AuditEntry, BoardPost, Outcome, Post
 from commands.render import Voice, render_board
+
+if TYPE_CHECKING:
+    from commands.registry import Registry
 
 HANDLED = "✅"
 NOT_HANDLED = "❌"
@@ -86,6 +90,13 @@ def board_rooms(incident: Incident, ctx: CommandContext) -> list[str]:
 
 def boards(call: Call, ctx: CommandContext, incident: Incident) -> list[BoardPost]:
     """The incident's board for every room that shows it, each in that room's language."""
+    return incident_boards(ctx, incident, call.catalog, call.registry)
+
+
+def incident_boards(
+    ctx: CommandContext, incident: Incident, catalog: Catalog, registry: Registry
+) -> list[BoardPost]:
+    """:func:`boards` for a decision that no command call made (a due time firing)."""
     now = ctx.clock.now()
     posts = []
     for room in board_rooms(incident, ctx):
@@ -96,9 +107,9 @@ def boards(call: Call, ctx: CommandContext, incident: Incident) -> list[BoardPos
                 room_id=room,
                 body=render_board(
                     incident,
-                    voice_in(call, ctx, lang),
+                    Voice(catalog, lang, home_server(ctx)),
                     now=now,
-                    alarm_command=call.registry.display("alarm", lang),
+                    alarm_command=registry.display("alarm", lang),
                 ),
             )
         )

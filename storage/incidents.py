@@ -4,27 +4,44 @@
 implements :class:`bot.domain.AlarmLookup` by reading the outbox, where the engine records the
 Matrix event id of every alarm it sent. Neither commits: the engine's ``Database.write()``
 transaction does, together with the outbox rows and audit entries of the same decision.
+
+Due times: every save mirrors the incident's pending dues into ``due_times`` (new ones
+inserted as ``pending``; pending rows the incident no longer has become ``fired`` if the
+incident recorded them as fired, else ``cancelled``), in the same transaction as the incident.
+The engine reads them with :func:`due_now` and :func:`all_pending`; nothing else is needed to
+rebuild the scheduler after a restart.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config
 from bot.domain import AlarmRef, Incident, IncidentState
-from storage.incident_models import IncidentPartyRow, IncidentRow
+from storage.incident_models import DueRow, IncidentPartyRow, IncidentRow
 from storage.models import OutboxRow
 
 _STOOD_DOWN = IncidentState.STOOD_DOWN.value
+
+# Status of a due-time row.
+PENDING = "pending"  # waiting for its time
+FIRED = "fired"  # it came and its reminder or escalation was decided
+MOOT = "moot"  # it came, but there was nothing left to do (acknowledged, stood down)
+CANCELLED = "cancelled"  # made moot before it came (an acknowledgement, a stand-down)
+
+# Bot messages a ✅ reaction acknowledges: the alarm, and the reminders and repeated alarms
+# in the party's room.
+ACKNOWLEDGEABLE = ("alarm", "reminder")
 
 
 def _last_change(incident: Incident) -> datetime:
     """When the last thing happened to the incident, from its own record (no clock needed)."""
     times = [incident.confirmed_at, incident.alarmed_at, incident.stood_down_at]
     times.extend(a.at for a in incident.acks)
+    times.extend(f.fired_at for f in incident.fired)
     return max(t for t in times if t is not None)
 
 
@@ -64,6 +81,62 @@ class SqlIncidents:
                 if party_id not in known
             )
         await self.session.flush()
+        await self._mirror_dues(incident)
+
+    async def _mirror_dues(self, incident: Incident) -> None:
+        pending = {d.key: d for d in incident.pending_dues()}
+        rows = list(
+            await self.session.scalars(
+                select(DueRow).where(
+                    DueRow.incident_id == incident.id,
+                    or_(DueRow.status == PENDING, DueRow.key.in_(list(pending))),
+                )
+            )
+        )
+        by_key = {r.key: r for r in rows}
+        for key, due in pending.items():
+            row = by_key.get(key)
+            if row is None:
+                self.session.add(
+                    DueRow(
+                        key=key,
+                        incident_id=incident.id,
+                        party_id=due.party_id,
+                        kind=due.kind,
+                        step=due.step,
+                        repeat=due.repeat,
+                        due_at=due.due_at,
+                        status=PENDING,
+                    )
+                )
+            elif row.status == PENDING:
+                row.due_at = due.due_at
+            # A key that fired or was settled never becomes pending again (the domain never
+            # reuses a key), so a settled row is left as it is.
+        if any(r.status == PENDING and r.key not in pending for r in rows):
+            fired = {f.key: f for f in incident.fired}
+            for row in rows:
+                if row.status != PENDING or row.key in pending:
+                    continue
+                record = fired.get(row.key)
+                if record is None:
+                    row.status = CANCELLED
+                else:
+                    row.status = FIRED
+                    row.fired_at = record.fired_at
+                    row.late_by_s = record.late_by.total_seconds()
+        await self.session.flush()
+
+    async def settle_due(self, key: str, status: str, at: datetime) -> bool:
+        """Mark the pending due time ``key`` as ``status`` (``moot``) at ``at``; False if it
+        is not pending (already fired, cancelled or unknown)."""
+        row = await self.session.scalar(select(DueRow).where(DueRow.key == key))
+        if row is None or row.status != PENDING:
+            return False
+        row.status = status
+        row.fired_at = at
+        await self.session.flush()
+        return True
 
     async def next_number(self) -> int:
         highest = await self.session.scalar(select(func.max(IncidentRow.number)))
@@ -101,8 +174,49 @@ class SqlIncidents:
         return None if row is None else Incident.from_dict(row.document)
 
 
+async def due_now(session: AsyncSession, now: datetime) -> list[DueRow]:
+    """Pending due times whose time has come by ``now``, soonest first.
+
+    Firing one may make the party's next step due at once (a late catch-up, or a zero
+    delay): call again until it returns nothing.
+    """
+    return list(
+        await session.scalars(
+            select(DueRow)
+            .where(DueRow.status == PENDING, DueRow.due_at <= now)
+            .order_by(DueRow.due_at, DueRow.id)
+        )
+    )
+
+
+async def all_pending(session: AsyncSession) -> list[DueRow]:
+    """Every pending due time, soonest first: what the scheduler is rebuilt from at start."""
+    return list(
+        await session.scalars(
+            select(DueRow).where(DueRow.status == PENDING).order_by(DueRow.due_at, DueRow.id)
+        )
+    )
+
+
+async def next_due_at(session: AsyncSession) -> datetime | None:
+    """When the soonest pending due time is due, or None if nothing is pending."""
+    return await session.scalar(select(func.min(DueRow.due_at)).where(DueRow.status == PENDING))
+
+
+async def dues_of(session: AsyncSession, incident_id: str) -> list[DueRow]:
+    """Every due-time row of an incident, whatever its status, in order of due time."""
+    return list(
+        await session.scalars(
+            select(DueRow)
+            .where(DueRow.incident_id == incident_id)
+            .order_by(DueRow.due_at, DueRow.id)
+        )
+    )
+
+
 class SqlAlarms:
-    """Finds the alarm a ✅ reaction annotates, from the outbox row the alarm was sent as.
+    """Finds the alarm a ✅ reaction annotates, from the outbox row the alarm was sent as
+    (a reminder or repeated alarm in the party's room counts as the alarm).
 
     The party is the one whose room the alarm went to; without a config it is left to the
     caller, which finds it in the incident's frozen chain by room.
@@ -116,7 +230,7 @@ class SqlAlarms:
         incident_id = await self.session.scalar(
             select(OutboxRow.incident_id)
             .where(
-                OutboxRow.purpose == "alarm",
+                OutboxRow.purpose.in_(ACKNOWLEDGEABLE),
                 OutboxRow.remote_id == event_id,
                 OutboxRow.destination == room_id,
                 OutboxRow.incident_id.is_not(None),

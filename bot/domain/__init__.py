@@ -1,4 +1,4 @@
-"""The domain of the alarm chain: incidents, parties, acknowledgements, pledges.
+"""The domain of the alarm chain: incidents, parties, acknowledgements, pledges, escalation.
 
 Plain Python on purpose: nothing here knows about Matrix, SQL or HTTP. "Now" comes from an
 injected :class:`bot.clock.Clock` and every operation returns a decision (what happened, who
@@ -17,6 +17,17 @@ from bot.domain.errors import (
     NotAlarmed,
     NotInChain,
 )
+from bot.domain.escalation import (
+    LATE_TOLERANCE,
+    NO_ESCALATION,
+    PLEDGE,
+    STEP,
+    Action,
+    Due,
+    EscalationPolicy,
+    EscalationStep,
+    FiredStep,
+)
 from bot.domain.incident import (
     AckRecorded,
     ChainStarted,
@@ -31,7 +42,16 @@ from bot.domain.party import Party, PartyKind
 from bot.domain.repository import AlarmLookup, AlarmRef, IncidentRepository
 
 __all__ = [
+    "LATE_TOLERANCE",
+    "NO_ESCALATION",
+    "PLEDGE",
+    "STEP",
     "Ack",
+    "Action",
+    "Due",
+    "EscalationPolicy",
+    "EscalationStep",
+    "FiredStep",
     "AckRecorded",
     "AlarmChain",
     "AlarmLookup",

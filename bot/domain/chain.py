@@ -8,10 +8,11 @@ the alarm starts, and then frozen into the incident.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot.domain.escalation import NO_ESCALATION, EscalationPolicy
 from bot.domain.party import Party, PartyKind
 
 
@@ -35,19 +36,32 @@ class Requirement:
 
 @dataclass(frozen=True)
 class ChainParty:
+    """One alarmed party as frozen into the chain: who, what is asked, how it is escalated."""
+
     party: Party
     requirement: Requirement
+    escalation: EscalationPolicy = NO_ESCALATION
 
     @property
     def id(self) -> str:
         return self.party.id
 
     def to_dict(self) -> dict[str, Any]:
-        return {"party": self.party.to_dict(), "requirement": self.requirement.to_dict()}
+        return {
+            "party": self.party.to_dict(),
+            "requirement": self.requirement.to_dict(),
+            "escalation": self.escalation.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ChainParty:
-        return cls(Party.from_dict(data["party"]), Requirement.from_dict(data["requirement"]))
+        # Chains frozen before escalation existed have none, and keep having none.
+        escalation = data.get("escalation")
+        return cls(
+            Party.from_dict(data["party"]),
+            Requirement.from_dict(data["requirement"]),
+            NO_ESCALATION if escalation is None else EscalationPolicy.from_dict(escalation),
+        )
 
 
 @dataclass(frozen=True)
@@ -86,11 +100,17 @@ class AlarmChain:
 
 
 def chain_template(
-    initiator_id: str, parties: Iterable[Party], required_transports: int
+    initiator_id: str,
+    parties: Iterable[Party],
+    required_transports: int,
+    policies: Mapping[str, EscalationPolicy] | None = None,
 ) -> AlarmChain:
     """The chain for an incident of ``initiator_id``: every other region, the national duty
     officer, and the initiator's own blood centre (other regions' blood centres are not
     alarmed: the initiator's blood centre alarms the nation's blood centres itself).
+
+    ``policies`` gives each party's escalation policy by party id (none if left out); the
+    chain keeps a copy, so it is frozen with the chain.
 
     Raises ``ValueError`` if ``initiator_id`` is not one of the regions: that is a bug in the
     caller, which has checked that the sender is a duty officer of that region.
@@ -101,14 +121,19 @@ def chain_template(
     )
     if initiator is None:
         raise ValueError(f"{initiator_id!r} is not a region")
+    policies = policies or {}
+
+    def member(party: Party, requirement: Requirement) -> ChainParty:
+        return ChainParty(party, requirement, policies.get(party.id, NO_ESCALATION))
+
     chain: list[ChainParty] = []
     for party in parties:
         if party.kind is PartyKind.REGION and party.id != initiator_id:
-            chain.append(ChainParty(party, Requirement(secondary_transports=required_transports)))
+            chain.append(member(party, Requirement(secondary_transports=required_transports)))
     for party in parties:
         if party.kind is PartyKind.NATIONAL_DUTY_OFFICER:
-            chain.append(ChainParty(party, Requirement()))
+            chain.append(member(party, Requirement()))
     for party in parties:
         if party.kind is PartyKind.BLOOD_CENTRE and party.region == initiator_id:
-            chain.append(ChainParty(party, Requirement(alarm_blood_centres=True)))
+            chain.append(member(party, Requirement(alarm_blood_centres=True)))
     return AlarmChain(initiator, tuple(chain))

@@ -16,11 +16,22 @@ Acknowledgement rules (chosen, and relied on by the board and the report):
   later ✅ or remark without a number leaves the pledge standing;
 - acknowledgements after ``all_acknowledged`` are still recorded; after ``stood_down`` they are
   refused, so a late "!kvittera" gets "already stood down" rather than a silent success.
+
+Escalation rules (see :mod:`bot.domain.escalation`):
+
+- starting the chain makes each party's first step due; firing a step makes the next one due,
+  counted from the fired step's *due* time, so a late firing never shifts the schedule;
+- a party's first acknowledgement cancels its step due at once, and a stand-down cancels every
+  due: a due time that fires after either is moot and does nothing;
+- an acknowledgement that leaves the party short of its required transports arms one pledge
+  reminder (if the policy has one and none was armed and is pending or has fired); an
+  acknowledgement that meets the requirement cancels it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -36,6 +47,7 @@ from bot.domain.errors import (
     NotAlarmed,
     NotInChain,
 )
+from bot.domain.escalation import PLEDGE, STEP, Due, FiredStep, fire
 
 ID_PREFIX = "H"
 _ID = re.compile(r"^#?(?:h-?)?([0-9]{1,9})$", re.IGNORECASE)
@@ -82,6 +94,7 @@ class ChainStarted:
     parties: tuple[ChainParty, ...]
     at: datetime
     completed: bool  # an empty chain is complete at once
+    dues: tuple[Due, ...] = ()  # each party's first escalation step
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,8 @@ class AckRecorded:
     requirement: Requirement
     pledge: Pledge | None  # the party's pledge after this acknowledgement
     chain_completed: bool  # this acknowledgement was the last one missing
+    cancelled: tuple[Due, ...] = ()  # the party's reminders this acknowledgement made moot
+    armed: Due | None = None  # a pledge reminder this acknowledgement armed
 
     @property
     def is_first(self) -> bool:
@@ -111,6 +126,7 @@ class StoodDown:
     parties: tuple[ChainParty, ...]  # empty if the chain never started
     at: datetime
     remark: str
+    cancelled: tuple[Due, ...] = ()  # every pending reminder, now moot
 
 
 def _short(requirement: Requirement, pledge: Pledge | None) -> bool:
@@ -142,6 +158,8 @@ class Incident:
         stood_down_at: datetime | None = None,
         stood_down_by: str | None = None,
         stand_down_remark: str = "",
+        dues: Iterable[Due] = (),
+        fired: Iterable[FiredStep] = (),
     ) -> None:
         self.number = number
         self.region_id = region_id
@@ -158,6 +176,8 @@ class Incident:
         self.stood_down_at = stood_down_at
         self.stood_down_by = stood_down_by
         self.stand_down_remark = stand_down_remark
+        self.dues: list[Due] = list(dues)  # pending: at most one step and one pledge per party
+        self.fired: list[FiredStep] = list(fired)  # in the order they fired
 
     # -- creation ----------------------------------------------------------------------------
 
@@ -223,7 +243,13 @@ class Incident:
         completed = not chain.parties
         if completed:
             self._move(IncidentState.ALL_ACKNOWLEDGED, "complete")
-        return ChainStarted(self.id, chain.parties, self.alarmed_at, completed)
+        for member in chain.parties:
+            due = member.escalation.first(self.id, member.id, self.alarmed_at)
+            if due is not None:
+                self.dues.append(due)
+        return ChainStarted(
+            self.id, chain.parties, self.alarmed_at, completed, tuple(self.pending_dues())
+        )
 
     def acknowledge(
         self,
@@ -260,13 +286,44 @@ class Incident:
             completed = True
         first = self.first_ack(party_id)
         assert first is not None
+        cancelled, armed = self._escalate_after_ack(member, ack)
         return AckRecorded(
             ack=ack,
             first=first,
             requirement=member.requirement,
             pledge=self.pledge_of(party_id),
             chain_completed=completed,
+            cancelled=cancelled,
+            armed=armed,
         )
+
+    def _escalate_after_ack(
+        self, member: ChainParty, ack: Ack
+    ) -> tuple[tuple[Due, ...], Due | None]:
+        """Cancel the party's step reminders; arm, keep or cancel its pledge reminder."""
+        party_id = member.id
+        cancelled = [d for d in self.dues if d.party_id == party_id and d.kind == STEP]
+        pledge_due = self._pending(party_id, PLEDGE)
+        armed = None
+        if not _short(member.requirement, self.pledge_of(party_id)):
+            if pledge_due is not None:
+                cancelled.append(pledge_due)
+        elif (
+            pledge_due is None
+            and member.escalation.pledge_reminder is not None
+            and not any(f.party_id == party_id and f.kind == PLEDGE for f in self.fired)
+        ):
+            armed = Due(
+                self.id,
+                party_id,
+                PLEDGE,
+                len(self.acks_of(party_id)),
+                0,
+                ack.at + member.escalation.pledge_reminder,
+            )
+            self.dues.append(armed)
+        self.dues = [d for d in self.dues if d not in cancelled]
+        return tuple(cancelled), armed
 
     def stand_down(self, *, by: str, clock: Clock, remark: str = "") -> StoodDown:
         """End the incident; everyone alarmed must be told."""
@@ -277,7 +334,83 @@ class Incident:
         self.stood_down_by = by
         self.stand_down_remark = remark.strip()
         parties = self.chain.parties if self.chain is not None else ()
-        return StoodDown(self.id, parties, self.stood_down_at, self.stand_down_remark)
+        cancelled = tuple(self.pending_dues())
+        self.dues = []
+        return StoodDown(
+            self.id, parties, self.stood_down_at, self.stand_down_remark, cancelled
+        )
+
+    # -- escalation --------------------------------------------------------------------------
+
+    def fire_due(self, key: str, now: datetime) -> FiredStep | None:
+        """Fire the pending due time ``key`` if it is due by ``now``.
+
+        None when it is not the party's pending due (the party acknowledged, the incident was
+        stood down, it fired already) or is not due yet. Otherwise it is recorded as fired
+        (late by ``now - due_at``), the party's next step becomes due (counted from this
+        step's due time, not from now) and the record says what to do.
+        """
+        due = self.pending_due(key)
+        if due is None or due.due_at > now:
+            return None
+        self.dues.remove(due)
+        member = self.chain.party(due.party_id) if self.chain is not None else None
+        if member is None or self.state is IncidentState.STOOD_DOWN:
+            return None  # cannot happen to a consistent incident; dropped, not fired
+        if due.kind == STEP and self.first_ack(due.party_id) is not None:
+            return None
+        if due.kind == PLEDGE and not _short(member.requirement, self.pledge_of(due.party_id)):
+            return None
+        fired = fire(due, member.escalation, now)
+        self.fired.append(fired)
+        following = member.escalation.after(due)
+        if following is not None:
+            self.dues.append(following)
+        return fired
+
+    def pending_dues(self) -> list[Due]:
+        """Every pending reminder and escalation, soonest first; at the same time in the
+        chain's order (the order the parties were alarmed in)."""
+        order = {pid: i for i, pid in enumerate(self.chain.party_ids)} if self.chain else {}
+        return sorted(
+            self.dues, key=lambda d: (d.due_at, order.get(d.party_id, len(order)), d.key)
+        )
+
+    def pending_due(self, key: str) -> Due | None:
+        return next((d for d in self.dues if d.key == key), None)
+
+    def _pending(self, party_id: str, kind: str) -> Due | None:
+        return next((d for d in self.dues if d.party_id == party_id and d.kind == kind), None)
+
+    def next_due(self, party_id: str, kind: str | None = None) -> Due | None:
+        """The party's soonest pending due time (of ``kind``, if given)."""
+        dues = [
+            d for d in self.pending_dues() if d.party_id == party_id and kind in (None, d.kind)
+        ]
+        return dues[0] if dues else None
+
+    def fired_of(self, party_id: str, kind: str | None = None) -> tuple[FiredStep, ...]:
+        return tuple(f for f in self.fired if f.party_id == party_id and kind in (None, f.kind))
+
+    def why_moot(self, key: str) -> str:
+        """Why ``key`` is not (or no longer) a pending due time: for the audit log."""
+        if any(f.key == key for f in self.fired):
+            return "already_fired"
+        if self.state is IncidentState.STOOD_DOWN:
+            return "stood_down"
+        parts = key.split(":")
+        if len(parts) == 5 and parts[0] == self.id:
+            party_id, kind = parts[1], parts[2]
+            if kind == STEP and self.first_ack(party_id) is not None:
+                return "acknowledged"
+            member = self.chain.party(party_id) if self.chain is not None else None
+            if (
+                kind == PLEDGE
+                and member is not None
+                and not _short(member.requirement, self.pledge_of(party_id))
+            ):
+                return "pledge_met"
+        return "not_pending"
 
     # -- views -------------------------------------------------------------------------------
 
@@ -349,6 +482,8 @@ class Incident:
             "stood_down_at": iso(self.stood_down_at),
             "stood_down_by": self.stood_down_by,
             "stand_down_remark": self.stand_down_remark,
+            "dues": [d.to_dict() for d in self.pending_dues()],
+            "fired": [f.to_dict() for f in self.fired],
         }
 
     @classmethod
@@ -363,6 +498,7 @@ class Incident:
         confirmed_at = when("confirmed_at")
         assert confirmed_at is not None
         chain = data.get("chain")
+        incident_id = format_incident_id(data["number"])
         return cls(
             number=data["number"],
             region_id=data["region_id"],
@@ -379,6 +515,8 @@ class Incident:
             stood_down_at=when("stood_down_at"),
             stood_down_by=data.get("stood_down_by"),
             stand_down_remark=data.get("stand_down_remark", ""),
+            dues=[Due.from_dict(incident_id, d) for d in data.get("dues", ())],
+            fired=[FiredStep.from_dict(incident_id, f) for f in data.get("fired", ())],
         )
 
     def __eq__(self, other: object) -> bool:

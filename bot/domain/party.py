@@ -30,6 +30,7 @@ class Party:
     email: tuple[str, ...] = ()
     sms: tuple[str, ...] = ()
     region: str | None = None  # the region a blood centre belongs to
+    backup_contacts: tuple[str, ...] = ()  # Matrix ids alerted by a notify_backup step
 
     def may_acknowledge(self, user_id: str) -> bool:
         """Duty officers and members may acknowledge for their party; nobody else may."""
@@ -47,6 +48,7 @@ class Party:
             "email": list(self.email),
             "sms": list(self.sms),
             "region": self.region,
+            "backup_contacts": list(self.backup_contacts),
         }
 
     @classmethod
@@ -62,4 +64,5 @@ class Party:
             email=tuple(data.get("email", ())),
             sms=tuple(data.get("sms", ())),
             region=data.get("region"),
+            backup_contacts=tuple(data.get("backup_contacts", ())),
         )

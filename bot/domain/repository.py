@@ -7,6 +7,7 @@ methods run inside the caller's transaction: a command reads, decides and saves 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from bot.domain.incident import Incident
@@ -18,7 +19,13 @@ class IncidentRepository(Protocol):
         ...
 
     async def save(self, incident: Incident) -> None:
-        """Insert or update; the incident's chain membership becomes queryable."""
+        """Insert or update; the incident's chain membership becomes queryable and its
+        pending due times are mirrored (new ones pending, vanished ones fired or cancelled)."""
+        ...
+
+    async def settle_due(self, key: str, status: str, at: datetime) -> bool:
+        """Mark the pending due time ``key`` as ``status`` (e.g. ``moot``) at ``at``; False if
+        it was not pending."""
         ...
 
     async def next_number(self) -> int:

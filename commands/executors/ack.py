@@ -101,6 +101,10 @@ async def acknowledge(
                 first=recorded.is_first,
                 pledge=None if ack.pledge is None else ack.pledge.to_dict(),
                 short_of_requirement=recorded.short_of_requirement,
+                cancelled_dues=[d.key for d in recorded.cancelled],
+                pledge_reminder_due=None
+                if recorded.armed is None
+                else recorded.armed.due_at.isoformat(),
             ),
         )
     ]

@@ -75,6 +75,7 @@ async def execute_stand_down(call: Call, ctx: CommandContext) -> Outcome:
             remark=stood_down.remark,
             parties=[p.id for p in stood_down.parties],
             missing=[p.id for p in incident.missing()],
+            cancelled_dues=[d.key for d in stood_down.cancelled],
         ),
     )
     return Outcome(

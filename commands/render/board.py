@@ -1,8 +1,9 @@
 """The status board: one message per room, edited in place as acknowledgements arrive.
 
 Layout, for a phone at night: who started what, how long ago, then one line per party
-(✅ acknowledged by whom, when, how, and what they pledged; ⏳ still missing), the pledged total
-against the requirement, and the missing parties last so the eye lands on them.
+(✅ acknowledged by whom, when, how, and what they pledged; ⏳ still missing, with the reminders
+and escalations that ran and the next one due), the pledged total against the requirement,
+and the missing parties last so the eye lands on them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.domain import ChainParty, Incident, IncidentState
+from commands.render.escalation import render_party_escalation
 from commands.render.voice import Voice
 
 
@@ -17,7 +19,9 @@ def _party_line(incident: Incident, member: ChainParty, voice: Voice) -> str:
     party = member.party
     first = incident.first_ack(party.id)
     if first is None:
-        return voice.text("board.party.missing", party=party.name)
+        return voice.text("board.party.missing", party=party.name) + render_party_escalation(
+            incident, member, voice
+        )
     line = voice.text(
         "board.party.acknowledged",
         party=party.name,
@@ -44,7 +48,7 @@ def _party_line(incident: Incident, member: ChainParty, voice: Voice) -> str:
     remark = incident.remark_of(party.id)
     if remark:
         line += voice.text("board.party.remark", remark=remark)
-    return line
+    return line + render_party_escalation(incident, member, voice)
 
 
 def _state_lines(incident: Incident, voice: Voice, now: datetime, alarm_command: str) -> str:

@@ -54,6 +54,13 @@ class Voice:
         days, hours = divmod(hours, 24)
         return self.text("duration.days", days=days, hours=hours)
 
+    def delay(self, delta: timedelta) -> str:
+        """How late something is: seconds under a minute (a short outage), else as duration."""
+        seconds = max(0, int(delta.total_seconds()))
+        if seconds < 60:
+            return self.text("duration.seconds", seconds=seconds)
+        return self.duration(delta)
+
     def person(self, user_id: str | None) -> str:
         if not user_id:
             return "?"

@@ -30,17 +30,19 @@ async def bot_in_process(config_path: Path, *, ready_timeout: float = 60) -> Asy
 class BotProcess:
     """``python -m bot run --config …`` as a child process, its output in a log file."""
 
-    def __init__(self, config_path: Path, *, fault: str | None = None) -> None:
+    def __init__(self, config_path: Path, *, fault: str | None = None,
+                 fault_dir: Path | None = None) -> None:
         self.config_path = config_path
         self.log_path = config_path.parent / "bot.log"
         self.fault = fault
+        self.fault_dir = fault_dir or config_path.parent
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LARMKEDJA_FAULT")}
         if self.fault:
             env["LARMKEDJA_FAULT"] = self.fault
-            env["LARMKEDJA_FAULT_DIR"] = str(self.config_path.parent)
+            env["LARMKEDJA_FAULT_DIR"] = str(self.fault_dir)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
             self.process = await asyncio.create_subprocess_exec(

@@ -5,6 +5,8 @@ Socialstyrelsen as national duty officer, Uppsala's blood centre, a coordination
 :class:`Harness` drives the command layer the way the engine does (one write transaction per
 inbound event; posts into the outbox, audit entries into the audit log, boards kept per room)
 and records what would have been sent, so a story can end with "and nothing else was sent".
+Due times fire only when a test says so (:meth:`Harness.run_due`, :meth:`Harness.tick`), the
+way the engine's due pass does: read the rows due by now, fire each in its own transaction.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from bot.config import Config, parse_config
 from bot.i18n import Catalog
 from commands.context import CommandContext, Invocation, Reaction
 from commands.dispatch import handle_message, handle_reaction
-from commands.outcome import Outcome, Post
+from commands.escalation import fire_due
+from commands.outcome import Delivery, Outcome, Post
 from storage import audit
 from storage.database import Database
-from storage.incidents import SqlAlarms, SqlIncidents
+from storage.incidents import SqlAlarms, SqlIncidents, due_now, dues_of
 from storage.models import OutboxRow
 
 SERVER = "example.org"
@@ -31,6 +34,7 @@ BOT = f"@larmkedja:{SERVER}"
 COORDINATOR = f"@samordnare:{SERVER}"
 COORDINATION_ROOM = f"!samordning:{SERVER}"
 OUTSIDER = f"@utomstaende:{SERVER}"
+ENGINE = "larmkedja"  # the actor of what the bot decides by itself (due times)
 
 REGIONS = {
     "uppsala": "Region Uppsala",
@@ -76,10 +80,15 @@ def mellansverige(
     required_transports: int = 5,
     with_national: bool = True,
     with_blood_centre: bool = True,
+    escalation: dict[str, Any] | None = None,
+    party_overrides: dict[str, dict[str, Any]] | None = None,
 ) -> Config:
     """Sjukvårdsregion Mellansverige: seven regions, Socialstyrelsen as national duty officer
-    and Uppsala's blood centre. ``languages`` overrides a party's language by id."""
+    and Uppsala's blood centre. ``languages`` overrides a party's language by id;
+    ``escalation`` is the ``[escalation]`` table (the built-in default if None);
+    ``party_overrides`` adds or replaces keys of a party by id."""
     languages = languages or {}
+    overrides = party_overrides or {}
     parties = []
     if with_national:
         parties.append(
@@ -96,27 +105,29 @@ def mellansverige(
                 "region": "uppsala",
             }
         )
-    return parse_config(
-        {
-            "matrix": {
-                "homeserver": "https://matrix.example.org",
-                "user_id": BOT,
-                "password": {"value": "not-a-secret"},
-            },
-            "healthcare_region": {
-                "id": "mellansverige",
-                "name": "Sjukvårdsregion Mellansverige",
-                "coordination_room": COORDINATION_ROOM,
-                "coordinators": [COORDINATOR],
-                "language": coordination_language,
-            },
-            "chain": {"required_transports": required_transports},
-            "regions": [
-                _party(pid, name, languages.get(pid, "sv")) for pid, name in REGIONS.items()
-            ],
-            "parties": parties,
-        }
-    )
+    regions = [_party(pid, name, languages.get(pid, "sv")) for pid, name in REGIONS.items()]
+    for party in [*regions, *parties]:
+        party.update(overrides.get(party["id"], {}))
+    data: dict[str, Any] = {
+        "matrix": {
+            "homeserver": "https://matrix.example.org",
+            "user_id": BOT,
+            "password": {"value": "not-a-secret"},
+        },
+        "healthcare_region": {
+            "id": "mellansverige",
+            "name": "Sjukvårdsregion Mellansverige",
+            "coordination_room": COORDINATION_ROOM,
+            "coordinators": [COORDINATOR],
+            "language": coordination_language,
+        },
+        "chain": {"required_transports": required_transports},
+        "regions": regions,
+        "parties": parties,
+    }
+    if escalation is not None:
+        data["escalation"] = escalation
+    return parse_config(data)
 
 
 @dataclass
@@ -136,6 +147,7 @@ class Harness:
     clock: FakeClock
     catalog: Catalog
     sent: list[Sent] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)  # sms and e-mail, in order
     boards: dict[tuple[str, str], str] = field(default_factory=dict)  # (incident, room) → body
     outcomes: list[Outcome] = field(default_factory=list)
     _events: int = 0
@@ -154,8 +166,9 @@ class Harness:
         )
 
     async def _record(self, session: Any, inbound: str, sender: str, outcome: Outcome) -> None:
-        keys = [p.key for p in outcome.posts]
+        keys = [p.key for p in outcome.posts] + [d.key for d in outcome.deliveries]
         assert len(keys) == len(set(keys)), f"post keys not unique: {keys}"
+        self.deliveries.extend(outcome.deliveries)
         for post in outcome.posts:
             event_id = self._event_id("sent")
             session.add(
@@ -208,7 +221,46 @@ class Harness:
         return outcome
 
     def later(self, minutes: float) -> None:
+        """Let time pass; due times do not fire (see :meth:`tick`)."""
         self.clock.advance(timedelta(minutes=minutes))
+
+    async def run_due(self) -> list[Outcome]:
+        """Fire every due time due by now, like the engine's due pass: read the due rows, fire
+        each in its own write transaction, and again until none is due (firing one late makes
+        the next step due at once)."""
+        outcomes: list[Outcome] = []
+        seen: set[str] = set()
+        while True:
+            async with self.db.read() as session:
+                rows = [(r.key, r.incident_id) for r in await due_now(session, self.clock.now())]
+            if not rows:
+                return outcomes
+            for key, incident_id in rows:
+                assert key not in seen, f"due time {key} is still pending after it fired"
+                seen.add(key)
+                outcomes.append(await self.fire(key, incident_id))
+
+    async def fire(self, key: str, incident_id: str) -> Outcome:
+        """Fire one due time now, in its own write transaction, as the engine does."""
+        async with self.db.write() as session:
+            outcome = await fire_due(key, incident_id, self._context(session))
+            await self._record(session, f"due:{key}", ENGINE, outcome)
+        return outcome
+
+    async def due_rows(self, incident_id: str = "H-1") -> list[Any]:
+        """Every due-time row of an incident, in order of due time."""
+        async with self.db.read() as session:
+            return await dues_of(session, incident_id)
+
+    async def tick(self, minutes: float, step_s: float = 60.0) -> list[Outcome]:
+        """Let ``minutes`` pass in steps of ``step_s`` seconds, running due times after each
+        step (the fake-clock technique: move time, run one engine tick, assert)."""
+        outcomes: list[Outcome] = []
+        end = self.clock.now() + timedelta(minutes=minutes)
+        while self.clock.now() < end:
+            self.clock.set(min(end, self.clock.now() + timedelta(seconds=step_s)))
+            outcomes += await self.run_due()
+        return outcomes
 
     # -- reading what was sent ---------------------------------------------------------------
 
@@ -217,6 +269,12 @@ class Harness:
         posts = [s.post for s in self.sent]
         self.sent.clear()
         return posts
+
+    def take_deliveries(self) -> list[Delivery]:
+        """SMS and e-mail decided since the last call."""
+        deliveries = list(self.deliveries)
+        self.deliveries.clear()
+        return deliveries
 
     async def alarm_event_id(self, room_id: str, incident_id: str) -> str:
         """The Matrix event id the alarm to ``room_id`` got (to react to it)."""

@@ -133,15 +133,17 @@ async def test_mass_casualty_alarm_from_confirmation_to_stand_down(bot: Harness)
         "",
         "✅ Region Dalarna: @tib.dalarna 04:05 i rummet · även @kansli.dalarna 04:06 · "
         "sekundärtransporter: 6 · ”två ambulanser, en buss”",
+        # Each party shows its next reminder: this story runs no due times (see
+        # test_escalation.py), so the 04:07 reminders are still "next".
         "✅ Region Gävleborg: @tib.gavleborg 04:07 med ✅ · inga sekundärtransporter angivna "
-        "⚠️ krav minst 5",
+        "⚠️ krav minst 5 · nästa: påminnelse om åtagande 04:17",
         "✅ Region Värmland: @kansli.varmland 04:08 i rummet · sekundärtransporter: 2 "
-        "⚠️ krav minst 5",
-        "⏳ Region Västmanland",
-        "⏳ Region Örebro län",
-        "⏳ Region Sörmland",
-        "⏳ Socialstyrelsen",
-        "⏳ Blodcentralen Uppsala",
+        "⚠️ krav minst 5 · nästa: påminnelse om åtagande 04:18",
+        "⏳ Region Västmanland · nästa: påminnelse 04:07",
+        "⏳ Region Örebro län · nästa: påminnelse 04:07",
+        "⏳ Region Sörmland · nästa: påminnelse 04:07",
+        "⏳ Socialstyrelsen · nästa: påminnelse 04:07",
+        "⏳ Blodcentralen Uppsala · nästa: påminnelse 04:07",
         "",
         "🚑 Sekundärtransporter: 8 av minst 30 ⚠️",
         "Saknas: Region Västmanland, Region Örebro län, Region Sörmland, Socialstyrelsen, "
@@ -238,9 +240,9 @@ async def test_the_final_board_reads_well_on_a_phone(bot: Harness) -> None:
     await bot.say(UPPSALA, TIB, "!larma")
     pledges = {"dalarna": 5, "gavleborg": 5, "varmland": 3, "vastmanland": 5, "orebro": 6}
     for party, count in pledges.items():
-        bot.later(1)
+        await bot.tick(1)
         await bot.say(room(party), duty_officer(party), f"!kvittera {count}")
-    bot.later(30)
+    await bot.tick(30)  # reminders and escalations run as they fall due
     await bot.say(room(NATIONAL), member(NATIONAL), "!kvittera Vi följer läget")
     bot.later(50)
     assert board(bot) == "\n".join(
@@ -253,12 +255,14 @@ async def test_the_final_board_reads_well_on_a_phone(bot: Harness) -> None:
             "✅ Region Dalarna: @tib.dalarna 04:01 i rummet · sekundärtransporter: 5",
             "✅ Region Gävleborg: @tib.gavleborg 04:02 i rummet · sekundärtransporter: 5",
             "✅ Region Värmland: @tib.varmland 04:03 i rummet · sekundärtransporter: 3 "
-            "⚠️ krav minst 5",
+            "⚠️ krav minst 5 · påminnelse om åtagande 04:13",
             "✅ Region Västmanland: @tib.vastmanland 04:04 i rummet · sekundärtransporter: 5",
             "✅ Region Örebro län: @tib.orebro 04:05 i rummet · sekundärtransporter: 6",
-            "⏳ Region Sörmland",
+            "⏳ Region Sörmland · påminnelse 04:05 · besked till larmande TiB 04:10 · "
+            "nytt larm via sms/e-post 04:15, 04:25, 04:35 · nästa: nytt larm via sms/e-post 04:45",
             "✅ Socialstyrelsen: @kansli.socialstyrelsen 04:35 i rummet · ”Vi följer läget”",
-            "⏳ Blodcentralen Uppsala",
+            "⏳ Blodcentralen Uppsala · påminnelse 04:05 · besked till larmande TiB 04:10 · "
+            "nytt larm via sms/e-post 04:15, 04:25, 04:35 · nästa: nytt larm via sms/e-post 04:45",
             "",
             "🚑 Sekundärtransporter: 24 av minst 30 ⚠️",
             "Saknas: Region Sörmland, Blodcentralen Uppsala",

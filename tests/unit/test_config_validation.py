@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ import pytest
 import tomli_w
 
 from bot.cli import EXIT_CONFIG, main
-from bot.config import load_config, redacted_dump
+from bot.config import load_config, parse_config, redacted_dump
 from bot.sample_config import generate
+from commands.parties import chain_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -135,6 +137,75 @@ MALFORMED: list[tuple[str, Any, str]] = [
         lambda d: d["healthcare_region"].__setitem__("coordination_room", "!dalarna:localhost"),
         "healthcare_region.coordination_room:",
     ),
+    # -- escalation ------------------------------------------------------------------------
+    (
+        "unknown escalation action",
+        lambda d: d.__setitem__("escalation", {"steps": [{"after_min": 5, "action": "call"}]}),
+        "escalation.steps[0].action: Input should be 'remind', 'send', 'notify_backup' or "
+        "'notify_initiator'",
+    ),
+    (
+        "unknown escalation channel",
+        lambda d: d.__setitem__(
+            "escalation", {"steps": [{"after_min": 5, "action": "send", "channels": ["fax"]}]}
+        ),
+        "escalation.steps[0].channels[0]: Input should be 'room', 'sms' or 'email'",
+    ),
+    (
+        "negative delay",
+        lambda d: d.__setitem__("escalation", {"steps": [{"after_min": -1, "action": "remind"}]}),
+        "escalation.steps[0].after_min: Input should be greater than or equal to 0",
+    ),
+    (
+        "send without channels",
+        lambda d: d.__setitem__("escalation", {"steps": [{"after_min": 5, "action": "send"}]}),
+        "escalation.steps[0].channels: a 'send' step must name at least one channel",
+    ),
+    (
+        "channels on a reminder",
+        lambda d: d.__setitem__(
+            "escalation", {"steps": [{"after_min": 5, "action": "remind", "channels": ["sms"]}]}
+        ),
+        "escalation.steps[0].channels: only a 'send' step has channels, not 'remind'",
+    ),
+    (
+        "a step without a delay",
+        lambda d: d.__setitem__("escalation", {"steps": [{"action": "remind"}]}),
+        "escalation.steps[0].after_min: missing required key",
+    ),
+    (
+        "misspelt escalation key",
+        lambda d: d.__setitem__("escalation", {"steps": [], "repeat_every": 10}),
+        "escalation.repeat_every: unknown key",
+    ),
+    (
+        "negative repeats",
+        lambda d: d.__setitem__("escalation", {"steps": [], "max_repeats": -1}),
+        "escalation.max_repeats:",
+    ),
+    (
+        "default notify_backup and a party without backup contacts",
+        lambda d: d.__setitem__(
+            "escalation", {"steps": [{"after_min": 5, "action": "notify_backup"}]}
+        ),
+        "regions[0].backup_contacts: escalation.steps[0] is 'notify_backup', so this party "
+        "needs backup contacts",
+    ),
+    (
+        "own notify_backup without backup contacts",
+        lambda d: d["regions"][1].__setitem__(
+            "escalation",
+            {"steps": [{"after_min": 5, "action": "remind"},
+                       {"after_min": 5, "action": "notify_backup"}]},
+        ),
+        "regions[1].escalation.steps[1].action: 'notify_backup' needs "
+        "regions[1].backup_contacts, which is empty",
+    ),
+    (
+        "bad backup contact",
+        lambda d: d["parties"][0].__setitem__("backup_contacts", ["chefen"]),
+        "parties[0].backup_contacts[0]:",
+    ),
 ]
 
 
@@ -166,6 +237,64 @@ def test_valid_config_passes(
     path.write_text(tomli_w.dumps(valid()), encoding="utf-8")
     assert main(["check-config", str(path)]) == 0
     assert "OK (2 regions, 3 parties" in capsys.readouterr().out
+
+
+def test_escalation_policies_default_override_and_freeze_into_the_chain() -> None:
+    data = valid()
+    data["escalation"] = {
+        "steps": [
+            {"after_min": 0.05, "action": "remind"},
+            {"after_min": 0.05, "action": "notify_backup"},
+            {"after_min": 1, "action": "send", "channels": ["sms", "email", "room"]},
+        ],
+        "repeat_every_min": 2,
+        "max_repeats": 1,
+    }
+    for party in [*data["regions"], *data["parties"]]:
+        party["backup_contacts"] = ["@reserv:localhost"]
+    # A party's own policy needs no backup contacts when it does not notify them, and a
+    # 'send' by SMS is allowed for a party without numbers (recorded as skipped when it runs).
+    data["regions"][1].pop("backup_contacts")
+    data["regions"][1]["escalation"] = {
+        "steps": [{"after_min": 3, "action": "send", "channels": ["sms"]}],
+        "pledge_reminder_min": 5,
+    }
+    config = parse_config(data)
+    chain = chain_for(config, "uppsala")
+    dalarna = chain.party("dalarna")
+    blood = chain.party("blodcentralen-uppsala")
+    assert dalarna is not None
+    assert blood is not None
+    assert [s.after for s in blood.escalation.steps] == [
+        timedelta(seconds=3), timedelta(seconds=3), timedelta(minutes=1)
+    ]
+    assert blood.escalation.steps[2].channels == ("sms", "email", "room")
+    assert (blood.escalation.repeat_every, blood.escalation.max_repeats) == (
+        timedelta(minutes=2), 1
+    )
+    assert blood.escalation.pledge_reminder is None
+    assert blood.party.backup_contacts == ("@reserv:localhost",)
+    assert [s.action.value for s in dalarna.escalation.steps] == ["send"]
+    assert dalarna.escalation.pledge_reminder == timedelta(minutes=5)
+    assert dalarna.escalation.repeats == 0
+
+
+def test_without_an_escalation_table_the_documented_default_applies() -> None:
+    config = parse_config(valid())
+    policy = config.escalation
+    assert [(s.after_min, s.action, s.channels) for s in policy.steps] == [
+        (5, "remind", []),
+        (5, "notify_initiator", []),
+        (5, "send", ["sms", "email"]),
+    ]
+    assert (policy.repeat_every_min, policy.max_repeats, policy.pledge_reminder_min) == (
+        10, 3, 10
+    )
+    description = type(config).model_fields["escalation"].description or ""
+    assert "remind after 5 min" in description
+    steps_off = valid()
+    steps_off["escalation"] = {"steps": []}
+    assert chain_for(parse_config(steps_off), "uppsala").parties[0].escalation.steps == ()
 
 
 def test_unset_secret_names_the_key_and_variable_but_no_value(

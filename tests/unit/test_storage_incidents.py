@@ -34,7 +34,7 @@ async def test_migration_adds_the_tables(db: Database) -> None:
     await db.migrate()  # already at head: a no-op
     async with db.read() as session:
         tables = await session.run_sync(lambda s: inspect(s.connection()).get_table_names())
-    assert {"incidents", "incident_parties", "outbox", "audit_log"} <= set(tables)
+    assert {"incidents", "incident_parties", "due_times", "outbox", "audit_log"} <= set(tables)
 
 
 async def test_numbers_start_at_one_and_are_never_reused(db: Database, clock: FakeClock) -> None:
