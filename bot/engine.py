@@ -32,7 +32,14 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.i18n import Catalog
 from bot.matrix.gateway import MatrixGateway
-from bot.matrix.sender import PLAINTEXT_WARNING, Refused, Retry, Sent, build_content
+from bot.matrix.sender import (
+    PLAINTEXT_WARNING,
+    Refused,
+    Retry,
+    Sent,
+    SendResult,
+    build_content,
+)
 from bot.due_trigger import DueTrigger
 from commands import dispatch, escalation
 from commands.context import CommandContext, Invocation, Reaction
@@ -47,6 +54,18 @@ log = logging.getLogger(__name__)
 BOT = "larmkedja"
 MAX_HANDLING_ATTEMPTS = 3
 ContextFactory = Callable[[AsyncSession], CommandContext]
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """An outbox row claimed for sending, with its content built at claim time."""
+
+    row_id: int
+    key: str
+    room_id: str
+    purpose: str
+    content: dict[str, Any]
+    possible_duplicate: bool
 
 
 @dataclass(frozen=True)
@@ -115,8 +134,9 @@ class Engine:
         # Sends under way: a stop waits for them, so that "accepted by the homeserver" is never
         # separated from "marked sent" by a shutdown (a resend from a new device would be a
         # duplicate the homeserver cannot drop: transaction ids are per device).
-        self._inflight: set[asyncio.Task[bool]] = set()
+        self._inflight: set[asyncio.Task[None]] = set()
         self.trigger: DueTrigger | None = None
+        self._lanes: dict[str, asyncio.Task[None]] = {}
 
     # ---- inbound ------------------------------------------------------------------------
 
@@ -167,9 +187,11 @@ class Engine:
                     status = inbox.HANDLED
                 else:
                     outcome, status = await self._decide(session, row)
-                await self._write_outcome(session, row, outcome)
-                inbox.mark(row, status, self.clock.now())
+                now = self.clock.now()  # one "now" for everything this transaction writes
+                await self._write_outcome(session, row, outcome, now)
+                inbox.mark(row, status, now)
             self.handled += 1
+            self.outbox_wakeup.set()  # what it decided may go out now
             await self.rearm()  # an alarm, ack or stand-down changes what is due
             if membership is not None:  # the decision is recorded: now act on it
                 await self._act_on_membership(membership)
@@ -247,44 +269,44 @@ class Engine:
                                action=f"matrix.{action.kind}.failed", subject=action.room_id,
                                detail={"inviter": action.inviter, "error": error})
 
-    async def _write_outcome(self, session: AsyncSession, row: InboxRow, outcome: Outcome) -> None:
+    async def _write_outcome(self, session: AsyncSession, row: InboxRow, outcome: Outcome,
+                             now: datetime) -> None:
         actor = row.sender if row.sender != "unknown" else BOT
         reacts_to = row.event_id if row.kind == "message" and row.room_id else None
         await self.write_outcome(session, source_id=row.event_id, actor=actor, outcome=outcome,
-                                 reaction_room=row.room_id if reacts_to else None)
+                                 reaction_room=row.room_id if reacts_to else None, now=now)
 
     async def write_outcome(self, session: AsyncSession, *, source_id: str, actor: str,
-                            outcome: Outcome, reaction_room: str | None = None) -> None:
+                            outcome: Outcome, reaction_room: str | None = None,
+                            now: datetime | None = None) -> None:
         """Everything an outcome decided, as rows: audit entries, outbox messages on every
         channel, board posts or edits. ``source_id`` (an inbound event id, or ``due:<key>``
         for a due time) makes every outbox key stable, so a re-run cannot post twice."""
-        now = self.clock.now()
+        now = now or self.clock.now()
         for entry in outcome.audit:
             await audit.append(session, at=now, actor=actor, action=entry.action,
                                subject=entry.subject, detail={**entry.detail, "source": source_id})
-        for post in outcome.posts:
-            await outbox.enqueue(
-                session, key=f"{source_id}:{post.key}", channel="matrix",
-                destination=post.room_id, purpose=post.purpose, now=now,
-                incident_id=post.incident_id,
-                payload={"body": post.body, "mentions": list(post.mentions),
-                         "in_reply_to": post.in_reply_to},
-            )
-        for delivery in outcome.deliveries:
-            # Channels without a sender yet stay queued: recorded as pending for their channel.
-            await outbox.enqueue(
-                session, key=f"{source_id}:{delivery.key}", channel=delivery.channel,
-                destination=delivery.destination, purpose="escalation", now=now,
-                incident_id=delivery.incident_id, payload={"body": delivery.body},
-            )
+        rows = [OutboxRow(
+            idempotency_key=f"{source_id}:{post.key}", channel="matrix", destination=post.room_id,
+            purpose=post.purpose, created_at=now, incident_id=post.incident_id,
+            payload={"body": post.body, "mentions": list(post.mentions),
+                     "in_reply_to": post.in_reply_to},
+        ) for post in outcome.posts]
+        # Channels without a sender yet stay queued: recorded as pending for their channel.
+        rows += [OutboxRow(
+            idempotency_key=f"{source_id}:{d.key}", channel=d.channel, destination=d.destination,
+            purpose="escalation", created_at=now, incident_id=d.incident_id,
+            payload={"body": d.body},
+        ) for d in outcome.deliveries]
+        if outcome.reaction and reaction_room:
+            rows.append(OutboxRow(
+                idempotency_key=f"{source_id}:reaction", channel="matrix",
+                destination=reaction_room, purpose="reaction", created_at=now,
+                payload={"reaction": outcome.reaction, "reacts_to": source_id},
+            ))
+        await outbox.enqueue_many(session, rows)
         for board in outcome.boards:
             await self._write_board(session, source_id, board, now)
-        if outcome.reaction and reaction_room:
-            await outbox.enqueue(
-                session, key=f"{source_id}:reaction", channel="matrix",
-                destination=reaction_room, purpose="reaction", now=now,
-                payload={"reaction": outcome.reaction, "reacts_to": source_id},
-            )
 
     async def _write_board(self, session: AsyncSession, cause: str, board: BoardPost,
                            now: datetime) -> None:
@@ -298,11 +320,14 @@ class Engine:
         if original.status == outbox.QUEUED:
             original.payload = {"body": board.body}  # not out yet: just send the newest
             return
+        queued_edit = await outbox.newest_queued(session, f"{base}:edit:")
+        if queued_edit is not None:  # an edit not out yet: it shall say the newest
+            queued_edit.payload = {"body": board.body, "replaces_key": base}
+            return
         edit_key = f"{base}:edit:{cause}"
         await outbox.enqueue(session, key=edit_key, channel="matrix", destination=board.room_id,
                              purpose="board-edit", now=now, incident_id=board.incident_id,
                              payload={"body": board.body, "replaces_key": base})
-        await outbox.supersede_queued(session, f"{base}:edit:", keep_key=edit_key)
 
     async def _record_failure(self, row_id: int, exc: Exception) -> None:
         async with self.db.write() as session:
@@ -441,79 +466,92 @@ class Engine:
                 pass
 
     async def deliver_due(self) -> int:
-        """Send every due Matrix outbox row; rooms in parallel, each room in order."""
-        async with self.db.read() as session:
-            rows = await outbox.due(session, "matrix", self.clock.now())
-        by_room: dict[str, list[OutboxRow]] = defaultdict(list)
-        for row in rows:
-            by_room[row.destination].append(row)
-        results = await asyncio.gather(*(self._deliver_room(r) for r in by_room.values()))
-        return sum(results)
+        """Claim the due Matrix rows of every room not already being served and start one
+        delivery lane per room: rooms in parallel, each room strictly in order. Returns how
+        many rows were claimed. One transaction claims them all (marked ``sending`` before
+        the send, so a crash leaves a trace); each lane records its results in one more."""
+        now = self.clock.now()
+        claimed: dict[str, list[_Claimed]] = defaultdict(list)
+        async with self.db.write() as session:
+            blocked: set[str] = set(self._lanes)
+            for row in await outbox.pending(session, "matrix"):
+                room = row.destination
+                if room in blocked:
+                    continue
+                due = row.next_attempt_at is None or row.next_attempt_at <= now
+                content = await self._content_for(session, row) if due else None
+                if content is None:
+                    if due:  # an edit of a board that is not out yet
+                        row.next_attempt_at = now + timedelta(seconds=0.2)
+                    blocked.add(room)  # keep the room's order: later rows wait for this one
+                    continue
+                claimed[room].append(_Claimed(
+                    row_id=row.id, key=row.idempotency_key, room_id=room, purpose=row.purpose,
+                    content=content, possible_duplicate=row.status == outbox.SENDING,
+                ))
+                row.status = outbox.SENDING
+                row.attempts += 1
+        for room, items in claimed.items():
+            lane = asyncio.create_task(self._run_lane(items), name=f"larmkedja-lane-{room}")
+            self._lanes[room] = lane
+            self._inflight.add(lane)
+            lane.add_done_callback(lambda t, r=room: self._lane_done(r, t))
+        return sum(len(items) for items in claimed.values())
 
-    async def _deliver_room(self, rows: list[OutboxRow]) -> int:
-        sent = 0
-        for row in rows:
-            ok = await self._deliver_one(row.id)
-            if not ok:
-                break  # keep the room's order: later rows wait for this one
-            sent += 1
-        return sent
-
-    async def _deliver_one(self, row_id: int) -> bool:
-        task = asyncio.create_task(self._send_and_record(row_id))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-        return await asyncio.shield(task)
+    def _lane_done(self, room: str, task: asyncio.Task[None]) -> None:
+        self._lanes.pop(room, None)
+        self._inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery lane for %s failed: %r", room, task.exception())
+        self.outbox_wakeup.set()
 
     async def finish_inflight(self, timeout: float = 15.0) -> None:
         """Let sends under way complete and be recorded (called on stop)."""
         if self._inflight:
             await asyncio.wait(set(self._inflight), timeout=timeout)
 
-    async def _send_and_record(self, row_id: int) -> bool:
-        async with self.db.write() as session:
-            row = await session.get(OutboxRow, row_id)
-            if row is None or row.status not in (outbox.QUEUED, outbox.SENDING):
-                return True
-            content = await self._content_for(session, row)
-            if content is None:
-                row.next_attempt_at = self.clock.now() + timedelta(seconds=0.5)
-                return False  # the board this edits is not out yet
-            possible_duplicate = row.status == outbox.SENDING
-            row.status = outbox.SENDING
-            row.attempts += 1
-            key, room_id, purpose = row.idempotency_key, row.destination, row.purpose
-        self.faults.hit("before-send")
-        event_type = "m.reaction" if purpose == "reaction" else "m.room.message"
-        result = await self.gateway.sender.send(key=key, room_id=room_id, content=content,
-                                                purpose=purpose, event_type=event_type)
-        if isinstance(result, Sent):
-            self.faults.hit("after-send")
+    async def _run_lane(self, items: list[_Claimed]) -> None:
+        results: list[tuple[_Claimed, SendResult]] = []
+        for item in items:
+            self.faults.hit("before-send")
+            event_type = "m.reaction" if item.purpose == "reaction" else "m.room.message"
+            result = await self.gateway.sender.send(key=item.key, room_id=item.room_id,
+                                                    content=item.content, purpose=item.purpose,
+                                                    event_type=event_type)
+            if isinstance(result, Sent):
+                self.faults.hit("after-send")
+            results.append((item, result))
+            if isinstance(result, Retry):
+                break  # the rest of the room waits behind it
+        await self._record(results, unsent=items[len(results):])
+
+    async def _record(self, results: list[tuple[_Claimed, SendResult]],
+                      unsent: list[_Claimed]) -> None:
         now = self.clock.now()
         async with self.db.write() as session:
-            row = await session.get(OutboxRow, row_id)
-            assert row is not None
-            if isinstance(result, Sent):
-                row.status = outbox.SENT
-                row.sent_at = now
-                row.remote_id = result.event_id
-                row.last_error = "resent after a crash (possible duplicate)" if possible_duplicate \
-                    else None
-                return True
-            if isinstance(result, Refused):
-                row.status = outbox.FAILED
-                row.last_error = result.reason
-                await audit.append(session, at=now, actor=BOT, action="outbox.refused",
-                                   subject=room_id, detail={"key": key, "reason": result.reason})
-                return True
-            assert isinstance(result, Retry)
-            row.status = outbox.QUEUED
-            row.last_error = result.reason
-            backoff = result.after_s
-            if backoff is None:
-                backoff = min(2 ** min(row.attempts, 9), 300) * random.uniform(0.5, 1.0)
-            row.next_attempt_at = now + timedelta(seconds=backoff)
-            return False
+            for item, result in results:
+                row = await session.get(OutboxRow, item.row_id)
+                assert row is not None
+                if isinstance(result, Sent):
+                    row.status, row.sent_at, row.remote_id = outbox.SENT, now, result.event_id
+                    row.last_error = ("resent after a crash (possible duplicate)"
+                                      if item.possible_duplicate else None)
+                elif isinstance(result, Refused):
+                    row.status, row.last_error = outbox.FAILED, result.reason
+                    await audit.append(session, at=now, actor=BOT, action="outbox.refused",
+                                       subject=item.room_id,
+                                       detail={"key": item.key, "reason": result.reason})
+                else:
+                    row.status, row.last_error = outbox.QUEUED, result.reason
+                    backoff = result.after_s
+                    if backoff is None:
+                        backoff = min(2 ** min(row.attempts, 9), 300) * random.uniform(0.5, 1.0)
+                    row.next_attempt_at = now + timedelta(seconds=backoff)
+            for item in unsent:
+                row = await session.get(OutboxRow, item.row_id)
+                assert row is not None
+                row.status = outbox.QUEUED
+                row.attempts = max(0, row.attempts - 1)
 
     async def _content_for(self, session: AsyncSession, row: OutboxRow) -> dict[str, Any] | None:
         payload = row.payload

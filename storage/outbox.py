@@ -44,6 +44,50 @@ async def enqueue(session: AsyncSession, *, key: str, channel: str, destination:
     return row
 
 
+async def enqueue_many(session: AsyncSession, rows: list[OutboxRow]) -> list[OutboxRow]:
+    """Add many messages at once (one look-up, one flush); rows whose key exists are skipped.
+
+    Each row needs idempotency_key, channel, destination, purpose, payload, created_at;
+    status, attempts and next_attempt_at are set here.
+    """
+    if not rows:
+        return []
+    keys = [r.idempotency_key for r in rows]
+    existing = set((await session.execute(
+        select(OutboxRow.idempotency_key).where(OutboxRow.idempotency_key.in_(keys)))).scalars())
+    new: list[OutboxRow] = []
+    for row in rows:
+        if row.idempotency_key in existing:
+            continue
+        existing.add(row.idempotency_key)
+        row.status, row.attempts, row.next_attempt_at = QUEUED, 0, row.created_at
+        new.append(row)
+    session.add_all(new)
+    await session.flush()
+    return new
+
+
+async def pending(session: AsyncSession, channel: str) -> list[OutboxRow]:
+    """Every row not yet out (queued, or marked sending by a pass or a crash), oldest first."""
+    query = (
+        select(OutboxRow)
+        .where(OutboxRow.channel == channel, OutboxRow.status.in_((QUEUED, SENDING)))
+        .order_by(OutboxRow.id)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def newest_queued(session: AsyncSession, key_prefix: str) -> OutboxRow | None:
+    query = (
+        select(OutboxRow)
+        .where(OutboxRow.idempotency_key.startswith(key_prefix, autoescape=True),
+               OutboxRow.status == QUEUED)
+        .order_by(OutboxRow.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
 async def by_key(session: AsyncSession, key: str) -> OutboxRow | None:
     query = select(OutboxRow).where(OutboxRow.idempotency_key == key)
     return (await session.execute(query)).scalar_one_or_none()
