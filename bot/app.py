@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from datetime import timedelta
 from collections.abc import Coroutine
+from datetime import timedelta
 from typing import Any
 
 from nio import SyncResponse
@@ -42,8 +42,9 @@ log = logging.getLogger(__name__)
 
 
 class App:
-    def __init__(self, loaded: LoadedConfig, *, clock: Clock | None = None,
-                 faults: Faults | None = None) -> None:
+    def __init__(
+        self, loaded: LoadedConfig, *, clock: Clock | None = None, faults: Faults | None = None
+    ) -> None:
         self.loaded = loaded
         self.config = loaded.config
         self.clock = clock or SystemClock()
@@ -61,37 +62,64 @@ class App:
         cfg = self.config
         log.info("starting with config %s", redacted_dump(cfg))
         password = cfg.matrix.password.resolve(self.loaded.base_dir).get_secret_value()
-        passphrase = (cfg.matrix.store_passphrase.resolve(self.loaded.base_dir).get_secret_value()
-                      if cfg.matrix.store_passphrase else "")
+        passphrase = (
+            cfg.matrix.store_passphrase.resolve(self.loaded.base_dir).get_secret_value()
+            if cfg.matrix.store_passphrase
+            else ""
+        )
         await self.db.migrate()
 
         paths = SessionStore(self.loaded.state_dir)
         self.session = await open_session(
-            homeserver=cfg.matrix.homeserver, user_id=cfg.matrix.user_id, password=password,
-            device_name=cfg.matrix.device_name, store_passphrase=passphrase, paths=paths,
+            homeserver=cfg.matrix.homeserver,
+            user_id=cfg.matrix.user_id,
+            password=password,
+            device_name=cfg.matrix.device_name,
+            store_passphrase=passphrase,
+            paths=paths,
         )
         client = self.session.client
         if client.should_upload_keys:
             await client.keys_upload()
-        signer = CrossSigner(RawApi(cfg.matrix.homeserver, client.access_token),
-                             cfg.matrix.user_id, paths.cross_signing_file, password)
+        signer = CrossSigner(
+            RawApi(cfg.matrix.homeserver, client.access_token),
+            cfg.matrix.user_id,
+            paths.cross_signing_file,
+            password,
+        )
         signed = await signer.ensure(client.device_id)
         async with self.db.write() as session:
-            await audit.append(session, at=self.clock.now(), actor=BOT, action="bot.started",
-                               subject=client.device_id,
-                               detail={"session": self.session.how, "cross_signing": signed})
+            await audit.append(
+                session,
+                at=self.clock.now(),
+                actor=BOT,
+                action="bot.started",
+                subject=client.device_id,
+                detail={"session": self.session.how, "cross_signing": signed},
+            )
             token = await state.get(session, state.SYNC_TOKEN)
 
         trust_all = cfg.matrix.trust_policy == "all-devices"
         sender = MatrixSender(client, trust_all_devices=trust_all)
         gateway = MatrixGateway(client, sender, trust_all_devices=trust_all)
-        self.engine = Engine(config=cfg, clock=self.clock, db=self.db, catalog=self.catalog,
-                             gateway=gateway, make_context=self._make_context, faults=self.faults)
+        self.engine = Engine(
+            config=cfg,
+            clock=self.clock,
+            db=self.db,
+            catalog=self.catalog,
+            gateway=gateway,
+            make_context=self._make_context,
+            faults=self.faults,
+        )
         self.sync = SyncLoop(
-            client, store_batch=self.engine.store_batch, after_sync=self._after_sync,
-            initial_token=token, timeout_ms=cfg.matrix.sync_timeout_ms,
+            client,
+            store_batch=self.engine.store_batch,
+            after_sync=self._after_sync,
+            initial_token=token,
+            timeout_ms=cfg.matrix.sync_timeout_ms,
             first_sync_timeout_s=cfg.matrix.first_sync_timeout_s,
-            backoff_initial_s=cfg.matrix.backoff_initial_s, backoff_max_s=cfg.matrix.backoff_max_s,
+            backoff_initial_s=cfg.matrix.backoff_initial_s,
+            backoff_max_s=cfg.matrix.backoff_max_s,
         )
         self.engine.trigger = DueTrigger(self._fire_due)
         self._spawn("sync", self.sync.run())
@@ -102,7 +130,8 @@ class App:
     async def _start_due_times(self, ready: asyncio.Event) -> None:
         """Rebuild the trigger from the database once rooms are known; missed ones fire now."""
         await ready.wait()
-        assert self.engine is not None and self.engine.trigger is not None
+        assert self.engine is not None
+        assert self.engine.trigger is not None
         self.engine.trigger.start()
         await self.engine.rearm()
 
@@ -117,8 +146,13 @@ class App:
 
     def _make_context(self, session: Any) -> CommandContext:
         incidents, alarms = make_repositories(session, self.config)
-        return CommandContext(config=self.config, clock=self.clock, incidents=incidents,
-                              alarms=alarms, catalog=self.catalog)
+        return CommandContext(
+            config=self.config,
+            clock=self.clock,
+            incidents=incidents,
+            alarms=alarms,
+            catalog=self.catalog,
+        )
 
     async def _after_sync(self, resp: SyncResponse) -> None:
         assert self.engine is not None

@@ -46,8 +46,10 @@ def _check_config(path: str) -> int:
             print(f"{path}: {line}", file=sys.stderr)
         return EXIT_CONFIG
     parties = len(cfg.all_parties())
-    print(f"{path}: OK ({len(cfg.regions)} regions, {parties} parties, "
-          f"healthcare region {cfg.healthcare_region.id})")
+    print(
+        f"{path}: OK ({len(cfg.regions)} regions, {parties} parties, "
+        f"healthcare region {cfg.healthcare_region.id})"
+    )
     return 0
 
 

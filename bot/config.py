@@ -51,8 +51,12 @@ def _matches(pattern: re.Pattern[str], what: str) -> Any:
     return check
 
 
-UserId = Annotated[str, AfterValidator(_matches(_USER_ID, "a Matrix user id like @tib:example.org"))]
-RoomId = Annotated[str, AfterValidator(_matches(_ROOM_ID, "a Matrix room id like !abc:example.org"))]
+UserId = Annotated[
+    str, AfterValidator(_matches(_USER_ID, "a Matrix user id like @tib:example.org"))
+]
+RoomId = Annotated[
+    str, AfterValidator(_matches(_ROOM_ID, "a Matrix room id like !abc:example.org"))
+]
 Slug = Annotated[
     str, AfterValidator(_matches(_SLUG, "a lower-case id of letters, digits and '-'"))
 ]
@@ -173,7 +177,9 @@ class HealthcareRegionConfig(_Strict):
     id: Slug = Field(examples=["mellansverige"])
     name: str = Field(min_length=1, examples=["Sjukvårdsregion Mellansverige"])
     coordination_room: RoomId | None = Field(
-        None, description="room of the preparedness coordinators", examples=["!samordning:example.org"]
+        None,
+        description="room of the preparedness coordinators",
+        examples=["!samordning:example.org"],
     )
     coordinators: list[UserId] = Field(
         default_factory=list,
@@ -238,10 +244,14 @@ class EscalationConfig(_Strict):
 
     steps: list[EscalationStepConfig] = Field(
         description="the steps, in order; an empty list turns reminders off",
-        examples=[[{"after_min": 5, "action": "remind"},
-                   {"after_min": 5, "action": "notify_initiator"},
-                   {"after_min": 10, "action": "notify_backup"},
-                   {"after_min": 5, "action": "send", "channels": ["sms", "email"]}]],
+        examples=[
+            [
+                {"after_min": 5, "action": "remind"},
+                {"after_min": 5, "action": "notify_initiator"},
+                {"after_min": 10, "action": "notify_backup"},
+                {"after_min": 5, "action": "send", "channels": ["sms", "email"]},
+            ]
+        ],
     )
     repeat_every_min: float = Field(
         0, ge=0, le=1440, description="the last step repeats this often (0: it does not repeat)"
@@ -274,7 +284,9 @@ class PartyConfig(_Strict):
     id: Slug = Field(examples=["uppsala"])
     name: str = Field(min_length=1, examples=["Region Uppsala"])
     language: Language = Field("sv", description="language of this party's room and messages")
-    room: RoomId = Field(description="this party's encrypted room", examples=["!uppsala:example.org"])
+    room: RoomId = Field(
+        description="this party's encrypted room", examples=["!uppsala:example.org"]
+    )
     duty_officers: list[UserId] = Field(
         min_length=1,
         description="on-call duty officers (TiB): mentioned in alarms, may acknowledge; for a "
@@ -305,9 +317,16 @@ class PartyConfig(_Strict):
     escalation: EscalationConfig | None = Field(
         None,
         description="this party's own escalation policy, replacing the [escalation] table",
-        examples=[{"steps": [{"after_min": 3, "action": "remind"},
-                             {"after_min": 5, "action": "notify_backup"}],
-                   "repeat_every_min": 10, "max_repeats": 2}],
+        examples=[
+            {
+                "steps": [
+                    {"after_min": 3, "action": "remind"},
+                    {"after_min": 5, "action": "notify_backup"},
+                ],
+                "repeat_every_min": 10,
+                "max_repeats": 2,
+            }
+        ],
     )
 
 
@@ -360,11 +379,14 @@ class Config(_Strict):
             for i, party in enumerate(parties):
                 where = f"{section}[{i}]"
                 if party.id in seen_ids:
-                    raise ValueError(f"{where}.id: duplicate id {party.id!r} (also {seen_ids[party.id]})")
+                    raise ValueError(
+                        f"{where}.id: duplicate id {party.id!r} (also {seen_ids[party.id]})"
+                    )
                 seen_ids[party.id] = where
                 if party.room in seen_rooms:
+                    owner = seen_rooms[party.room]
                     raise ValueError(
-                        f"{where}.room: room {party.room} is already the room of {seen_rooms[party.room]}"
+                        f"{where}.room: room {party.room} is already the room of {owner}"
                     )
                 seen_rooms[party.room] = where
         coordination = self.healthcare_region.coordination_room

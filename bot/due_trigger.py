@@ -42,7 +42,11 @@ class DueTrigger:
                 self._scheduler.remove_job(JOB_ID)
             return
         self._scheduler.add_job(
-            self._fire, DateTrigger(run_date=when), id=JOB_ID, replace_existing=True,
+            self._fire,
+            DateTrigger(run_date=when),
+            id=JOB_ID,
+            replace_existing=True,
             misfire_grace_time=None,  # late is never too late: run, the domain marks it late
-            coalesce=True, max_instances=1,
+            coalesce=True,
+            max_instances=1,
         )

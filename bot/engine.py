@@ -16,6 +16,7 @@ audited, and the sender gets a short apology in the room's language.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -30,17 +31,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.config import Config
+from bot.due_trigger import DueTrigger
 from bot.i18n import Catalog
 from bot.matrix.gateway import MatrixGateway
 from bot.matrix.sender import (
     PLAINTEXT_WARNING,
     Refused,
     Retry,
-    Sent,
     SendResult,
+    Sent,
     build_content,
 )
-from bot.due_trigger import DueTrigger
 from commands import dispatch, escalation
 from commands.context import CommandContext, Invocation, Reaction
 from commands.outcome import AuditEntry, BoardPost, Outcome, Post
@@ -84,8 +85,14 @@ class Faults:
     environment after a restart runs normally.
     """
 
-    POINTS = ("after-inbox-store", "before-handle", "before-send", "after-send", "before-due",
-              "after-due")
+    POINTS = (
+        "after-inbox-store",
+        "before-handle",
+        "before-send",
+        "after-send",
+        "before-due",
+        "after-due",
+    )
 
     def __init__(self, point: str | None, marker_dir: str | None) -> None:
         self.at_hit = 1
@@ -117,9 +124,17 @@ class Faults:
 
 
 class Engine:
-    def __init__(self, *, config: Config, clock: Clock, db: Database, catalog: Catalog,
-                 gateway: MatrixGateway, make_context: ContextFactory,
-                 faults: Faults | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        clock: Clock,
+        db: Database,
+        catalog: Catalog,
+        gateway: MatrixGateway,
+        make_context: ContextFactory,
+        faults: Faults | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock
         self.db = db
@@ -156,10 +171,8 @@ class Engine:
         while True:
             self.inbox_wakeup.clear()
             await self.drain_inbox()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.inbox_wakeup.wait(), timeout=5)
-            except TimeoutError:
-                pass
 
     async def drain_inbox(self) -> int:
         """Handle every pending inbox row in arrival order; return how many."""
@@ -205,9 +218,15 @@ class Engine:
     async def _decide(self, session: AsyncSession, row: InboxRow) -> tuple[Outcome, str]:
         room_id = row.room_id or ""
         if room_id not in self.config.known_rooms():
-            return Outcome(audit=[AuditEntry("matrix.event.ignored", room_id,
-                                             {"reason": "room not in config", "kind": row.kind})]
-                           ), inbox.IGNORED
+            return Outcome(
+                audit=[
+                    AuditEntry(
+                        "matrix.event.ignored",
+                        room_id,
+                        {"reason": "room not in config", "kind": row.kind},
+                    )
+                ]
+            ), inbox.IGNORED
         at = datetime.fromtimestamp(row.origin_ts / 1000, tz=self.clock.now().tzinfo)
         ctx = self.make_context(session)
         if row.kind == "message":
@@ -215,13 +234,23 @@ class Engine:
             if not self.gateway.room_facts(room_id).encrypted:
                 return self._unencrypted_refusal(row, body), inbox.HANDLED
             result = await dispatch.handle_message(
-                Invocation(event_id=row.event_id, room_id=room_id, sender=row.sender, body=body,
-                           at=at), ctx)
+                Invocation(
+                    event_id=row.event_id, room_id=room_id, sender=row.sender, body=body, at=at
+                ),
+                ctx,
+            )
         elif row.kind == "reaction":
             result = await dispatch.handle_reaction(
-                Reaction(event_id=row.event_id, room_id=room_id, sender=row.sender,
-                         key=str(row.payload.get("key", "")),
-                         reacts_to=str(row.payload.get("reacts_to", "")), at=at), ctx)
+                Reaction(
+                    event_id=row.event_id,
+                    room_id=room_id,
+                    sender=row.sender,
+                    key=str(row.payload.get("key", "")),
+                    reacts_to=str(row.payload.get("reacts_to", "")),
+                    at=at,
+                ),
+                ctx,
+            )
         else:
             return Outcome(), inbox.IGNORED
         if result is None:
@@ -229,15 +258,27 @@ class Engine:
         return result, inbox.HANDLED
 
     def _unencrypted_refusal(self, row: InboxRow, body: str) -> Outcome:
-        outcome = Outcome(audit=[AuditEntry(
-            "command.refused", row.room_id,
-            {"reason": "room not encrypted", "sender": row.sender},
-        )])
+        outcome = Outcome(
+            audit=[
+                AuditEntry(
+                    "command.refused",
+                    row.room_id,
+                    {"reason": "room not encrypted", "sender": row.sender},
+                )
+            ]
+        )
         if body.strip().startswith("!"):
-            text = self.catalog.text(self.config.room_language(row.room_id or ""),
-                                     "bot.unencrypted_room")
-            outcome.posts.append(Post(room_id=row.room_id or "", body=text,
-                                      key="unencrypted", purpose=PLAINTEXT_WARNING))
+            text = self.catalog.text(
+                self.config.room_language(row.room_id or ""), "bot.unencrypted_room"
+            )
+            outcome.posts.append(
+                Post(
+                    room_id=row.room_id or "",
+                    body=text,
+                    key="unencrypted",
+                    purpose=PLAINTEXT_WARNING,
+                )
+            )
         return outcome
 
     def _decide_invite(self, row: InboxRow) -> tuple[Outcome, MembershipAction | None]:
@@ -247,13 +288,19 @@ class Engine:
         if room_id in self.gateway.joined_rooms() or room_id not in self.gateway.invited_rooms():
             return Outcome(), None  # already done, or a stale invite seen again
         if room_id in self.config.known_rooms():
-            return Outcome(audit=[AuditEntry("matrix.invite.accepted", room_id,
-                                             {"inviter": row.sender})]), \
-                MembershipAction("join", room_id, row.sender)
+            return Outcome(
+                audit=[AuditEntry("matrix.invite.accepted", room_id, {"inviter": row.sender})]
+            ), MembershipAction("join", room_id, row.sender)
         log.warning("declining an invite to %s from %s: room not in config", room_id, row.sender)
-        return Outcome(audit=[AuditEntry("matrix.invite.declined", room_id, {
-            "inviter": row.sender, "reason": "room not in config"})]), \
-            MembershipAction("decline", room_id, row.sender)
+        return Outcome(
+            audit=[
+                AuditEntry(
+                    "matrix.invite.declined",
+                    room_id,
+                    {"inviter": row.sender, "reason": "room not in config"},
+                )
+            ]
+        ), MembershipAction("decline", room_id, row.sender)
 
     async def _act_on_membership(self, action: MembershipAction) -> None:
         if action.kind == "join":
@@ -265,57 +312,112 @@ class Engine:
         # The room stays invited; the next full-state sync brings the invite back.
         log.warning("could not %s %s: %s", action.kind, action.room_id, error)
         async with self.db.write() as session:
-            await audit.append(session, at=self.clock.now(), actor=BOT,
-                               action=f"matrix.{action.kind}.failed", subject=action.room_id,
-                               detail={"inviter": action.inviter, "error": error})
+            await audit.append(
+                session,
+                at=self.clock.now(),
+                actor=BOT,
+                action=f"matrix.{action.kind}.failed",
+                subject=action.room_id,
+                detail={"inviter": action.inviter, "error": error},
+            )
 
-    async def _write_outcome(self, session: AsyncSession, row: InboxRow, outcome: Outcome,
-                             now: datetime) -> None:
+    async def _write_outcome(
+        self, session: AsyncSession, row: InboxRow, outcome: Outcome, now: datetime
+    ) -> None:
         actor = row.sender if row.sender != "unknown" else BOT
         reacts_to = row.event_id if row.kind == "message" and row.room_id else None
-        await self.write_outcome(session, source_id=row.event_id, actor=actor, outcome=outcome,
-                                 reaction_room=row.room_id if reacts_to else None, now=now)
+        await self.write_outcome(
+            session,
+            source_id=row.event_id,
+            actor=actor,
+            outcome=outcome,
+            reaction_room=row.room_id if reacts_to else None,
+            now=now,
+        )
 
-    async def write_outcome(self, session: AsyncSession, *, source_id: str, actor: str,
-                            outcome: Outcome, reaction_room: str | None = None,
-                            now: datetime | None = None) -> None:
+    async def write_outcome(
+        self,
+        session: AsyncSession,
+        *,
+        source_id: str,
+        actor: str,
+        outcome: Outcome,
+        reaction_room: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
         """Everything an outcome decided, as rows: audit entries, outbox messages on every
         channel, board posts or edits. ``source_id`` (an inbound event id, or ``due:<key>``
         for a due time) makes every outbox key stable, so a re-run cannot post twice."""
         now = now or self.clock.now()
         for entry in outcome.audit:
-            await audit.append(session, at=now, actor=actor, action=entry.action,
-                               subject=entry.subject, detail={**entry.detail, "source": source_id})
-        rows = [OutboxRow(
-            idempotency_key=f"{source_id}:{post.key}", channel="matrix", destination=post.room_id,
-            purpose=post.purpose, created_at=now, incident_id=post.incident_id,
-            payload={"body": post.body, "mentions": list(post.mentions),
-                     "in_reply_to": post.in_reply_to},
-        ) for post in outcome.posts]
+            await audit.append(
+                session,
+                at=now,
+                actor=actor,
+                action=entry.action,
+                subject=entry.subject,
+                detail={**entry.detail, "source": source_id},
+            )
+        rows = [
+            OutboxRow(
+                idempotency_key=f"{source_id}:{post.key}",
+                channel="matrix",
+                destination=post.room_id,
+                purpose=post.purpose,
+                created_at=now,
+                incident_id=post.incident_id,
+                payload={
+                    "body": post.body,
+                    "mentions": list(post.mentions),
+                    "in_reply_to": post.in_reply_to,
+                },
+            )
+            for post in outcome.posts
+        ]
         # Channels without a sender yet stay queued: recorded as pending for their channel.
-        rows += [OutboxRow(
-            idempotency_key=f"{source_id}:{d.key}", channel=d.channel, destination=d.destination,
-            purpose="escalation", created_at=now, incident_id=d.incident_id,
-            payload={"body": d.body},
-        ) for d in outcome.deliveries]
+        rows += [
+            OutboxRow(
+                idempotency_key=f"{source_id}:{d.key}",
+                channel=d.channel,
+                destination=d.destination,
+                purpose="escalation",
+                created_at=now,
+                incident_id=d.incident_id,
+                payload={"body": d.body},
+            )
+            for d in outcome.deliveries
+        ]
         if outcome.reaction and reaction_room:
-            rows.append(OutboxRow(
-                idempotency_key=f"{source_id}:reaction", channel="matrix",
-                destination=reaction_room, purpose="reaction", created_at=now,
-                payload={"reaction": outcome.reaction, "reacts_to": source_id},
-            ))
+            rows.append(
+                OutboxRow(
+                    idempotency_key=f"{source_id}:reaction",
+                    channel="matrix",
+                    destination=reaction_room,
+                    purpose="reaction",
+                    created_at=now,
+                    payload={"reaction": outcome.reaction, "reacts_to": source_id},
+                )
+            )
         await outbox.enqueue_many(session, rows)
         for board in outcome.boards:
             await self._write_board(session, source_id, board, now)
 
-    async def _write_board(self, session: AsyncSession, cause: str, board: BoardPost,
-                           now: datetime) -> None:
+    async def _write_board(
+        self, session: AsyncSession, cause: str, board: BoardPost, now: datetime
+    ) -> None:
         base = f"board:{board.incident_id}:{board.room_id}"
         original = await outbox.by_key(session, base)
         if original is None:
-            await outbox.enqueue(session, key=base, channel="matrix", destination=board.room_id,
-                                 purpose="board", payload={"body": board.body}, now=now,
-                                 incident_id=board.incident_id)
+            await outbox.enqueue(
+                session,
+                key=base,
+                channel="matrix",
+                destination=board.room_id,
+                purpose="board",
+                payload={"body": board.body},
+                now=now,
+                incident_id=board.incident_id,
+            )
             return
         if original.status == outbox.QUEUED:
             original.payload = {"body": board.body}  # not out yet: just send the newest
@@ -325,9 +427,16 @@ class Engine:
             queued_edit.payload = {"body": board.body, "replaces_key": base}
             return
         edit_key = f"{base}:edit:{cause}"
-        await outbox.enqueue(session, key=edit_key, channel="matrix", destination=board.room_id,
-                             purpose="board-edit", now=now, incident_id=board.incident_id,
-                             payload={"body": board.body, "replaces_key": base})
+        await outbox.enqueue(
+            session,
+            key=edit_key,
+            channel="matrix",
+            destination=board.room_id,
+            purpose="board-edit",
+            now=now,
+            incident_id=board.incident_id,
+            payload={"body": board.body, "replaces_key": base},
+        )
 
     async def _record_failure(self, row_id: int, exc: Exception) -> None:
         async with self.db.write() as session:
@@ -338,17 +447,27 @@ class Engine:
             if row.attempts < MAX_HANDLING_ATTEMPTS:
                 return
             inbox.mark(row, inbox.FAILED, self.clock.now(), note=type(exc).__name__)
-            await audit.append(session, at=self.clock.now(), actor=BOT, action="command.crashed",
-                               subject=row.room_id,
-                               detail={"event_id": row.event_id, "error": type(exc).__name__})
+            await audit.append(
+                session,
+                at=self.clock.now(),
+                actor=BOT,
+                action="command.crashed",
+                subject=row.room_id,
+                detail={"event_id": row.event_id, "error": type(exc).__name__},
+            )
             if row.kind == "message" and row.room_id in self.config.known_rooms():
-                text = self.catalog.text(self.config.room_language(row.room_id or ""),
-                                         "bot.internal_error")
-                await outbox.enqueue(session, key=f"{row.event_id}:crash", channel="matrix",
-                                     destination=row.room_id or "", purpose="reply",
-                                     now=self.clock.now(),
-                                     payload={"body": text, "mentions": [],
-                                              "in_reply_to": row.event_id})
+                text = self.catalog.text(
+                    self.config.room_language(row.room_id or ""), "bot.internal_error"
+                )
+                await outbox.enqueue(
+                    session,
+                    key=f"{row.event_id}:crash",
+                    channel="matrix",
+                    destination=row.room_id or "",
+                    purpose="reply",
+                    now=self.clock.now(),
+                    payload={"body": text, "mentions": [], "in_reply_to": row.event_id},
+                )
 
     # ---- due times: reminders and escalation --------------------------------------------
 
@@ -367,10 +486,12 @@ class Engine:
             for row in rows:
                 self.faults.hit("before-due")
                 async with self.db.write() as session:
-                    outcome = await escalation.fire_due(row.key, row.incident_id,
-                                                        self.make_context(session))
-                    await self.write_outcome(session, source_id=f"due:{row.key}", actor=BOT,
-                                             outcome=outcome)
+                    outcome = await escalation.fire_due(
+                        row.key, row.incident_id, self.make_context(session)
+                    )
+                    await self.write_outcome(
+                        session, source_id=f"due:{row.key}", actor=BOT, outcome=outcome
+                    )
                 self.faults.hit("after-due")
                 fired += 1
                 self.outbox_wakeup.set()
@@ -406,23 +527,38 @@ class Engine:
                     continue
                 if fresh.attempts == 0:
                     fresh.attempts = 1
-                    await self.gateway.request_key(row.room_id or "", row.payload.get("source", {}))
+                    await self.gateway.request_key(
+                        row.room_id or "", row.payload.get("source", {})
+                    )
                 sent_at = datetime.fromtimestamp(row.origin_ts / 1000, tz=now.tzinfo)
                 if now - sent_at < grace:
                     continue
                 inbox.mark(fresh, inbox.ASKED, now)
-                await audit.append(session, at=now, actor=BOT, action="matrix.undecryptable",
-                                   subject=row.room_id,
-                                   detail={"event_id": row.event_id, "sender": row.sender})
+                await audit.append(
+                    session,
+                    at=now,
+                    actor=BOT,
+                    action="matrix.undecryptable",
+                    subject=row.room_id,
+                    detail={"event_id": row.event_id, "sender": row.sender},
+                )
                 if row.room_id in self.config.known_rooms():
                     lang = self.config.room_language(row.room_id or "")
-                    text_ask = self.catalog.text(lang, "bot.undecryptable_resend",
-                                                 sender=row.sender,
-                                                 time=sent_at.strftime("%H:%M:%S UTC"))
-                    await outbox.enqueue(session, key=f"{row.event_id}:resend", channel="matrix",
-                                         destination=row.room_id or "", purpose="notice", now=now,
-                                         payload={"body": text_ask, "mentions": [row.sender],
-                                                  "in_reply_to": None})
+                    text_ask = self.catalog.text(
+                        lang,
+                        "bot.undecryptable_resend",
+                        sender=row.sender,
+                        time=sent_at.strftime("%H:%M:%S UTC"),
+                    )
+                    await outbox.enqueue(
+                        session,
+                        key=f"{row.event_id}:resend",
+                        channel="matrix",
+                        destination=row.room_id or "",
+                        purpose="notice",
+                        now=now,
+                        payload={"body": text_ask, "mentions": [row.sender], "in_reply_to": None},
+                    )
                     self.outbox_wakeup.set()
 
     async def warn_unencrypted_rooms(self) -> None:
@@ -434,13 +570,24 @@ class Engine:
             now = self.clock.now()
             text = self.catalog.text(self.config.room_language(room_id), "bot.unencrypted_room")
             async with self.db.write() as session:
-                row = await outbox.enqueue(session, key=f"unencrypted-warning:{room_id}",
-                                           channel="matrix", destination=room_id,
-                                           purpose=PLAINTEXT_WARNING, now=now,
-                                           payload={"body": text, "mentions": []})
+                row = await outbox.enqueue(
+                    session,
+                    key=f"unencrypted-warning:{room_id}",
+                    channel="matrix",
+                    destination=room_id,
+                    purpose=PLAINTEXT_WARNING,
+                    now=now,
+                    payload={"body": text, "mentions": []},
+                )
                 if row is not None:
-                    await audit.append(session, at=now, actor=BOT, action="matrix.room.unencrypted",
-                                       subject=room_id, detail={"reason": "refusing to work here"})
+                    await audit.append(
+                        session,
+                        at=now,
+                        actor=BOT,
+                        action="matrix.room.unencrypted",
+                        subject=room_id,
+                        detail={"reason": "refusing to work here"},
+                    )
             self.outbox_wakeup.set()
 
     # ---- outbound -----------------------------------------------------------------------
@@ -460,10 +607,8 @@ class Engine:
                 raise
             except Exception:
                 log.exception("outbox pass failed; retrying")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.outbox_wakeup.wait(), timeout=wait)
-            except TimeoutError:
-                pass
 
     async def deliver_due(self) -> int:
         """Claim the due Matrix rows of every room not already being served and start one
@@ -485,10 +630,16 @@ class Engine:
                         row.next_attempt_at = now + timedelta(seconds=0.2)
                     blocked.add(room)  # keep the room's order: later rows wait for this one
                     continue
-                claimed[room].append(_Claimed(
-                    row_id=row.id, key=row.idempotency_key, room_id=room, purpose=row.purpose,
-                    content=content, possible_duplicate=row.status == outbox.SENDING,
-                ))
+                claimed[room].append(
+                    _Claimed(
+                        row_id=row.id,
+                        key=row.idempotency_key,
+                        room_id=room,
+                        purpose=row.purpose,
+                        content=content,
+                        possible_duplicate=row.status == outbox.SENDING,
+                    )
+                )
                 row.status = outbox.SENDING
                 row.attempts += 1
         for room, items in claimed.items():
@@ -515,18 +666,23 @@ class Engine:
         for item in items:
             self.faults.hit("before-send")
             event_type = "m.reaction" if item.purpose == "reaction" else "m.room.message"
-            result = await self.gateway.sender.send(key=item.key, room_id=item.room_id,
-                                                    content=item.content, purpose=item.purpose,
-                                                    event_type=event_type)
+            result = await self.gateway.sender.send(
+                key=item.key,
+                room_id=item.room_id,
+                content=item.content,
+                purpose=item.purpose,
+                event_type=event_type,
+            )
             if isinstance(result, Sent):
                 self.faults.hit("after-send")
             results.append((item, result))
             if isinstance(result, Retry):
                 break  # the rest of the room waits behind it
-        await self._record(results, unsent=items[len(results):])
+        await self._record(results, unsent=items[len(results) :])
 
-    async def _record(self, results: list[tuple[_Claimed, SendResult]],
-                      unsent: list[_Claimed]) -> None:
+    async def _record(
+        self, results: list[tuple[_Claimed, SendResult]], unsent: list[_Claimed]
+    ) -> None:
         now = self.clock.now()
         async with self.db.write() as session:
             for item, result in results:
@@ -534,13 +690,21 @@ class Engine:
                 assert row is not None
                 if isinstance(result, Sent):
                     row.status, row.sent_at, row.remote_id = outbox.SENT, now, result.event_id
-                    row.last_error = ("resent after a crash (possible duplicate)"
-                                      if item.possible_duplicate else None)
+                    row.last_error = (
+                        "resent after a crash (possible duplicate)"
+                        if item.possible_duplicate
+                        else None
+                    )
                 elif isinstance(result, Refused):
                     row.status, row.last_error = outbox.FAILED, result.reason
-                    await audit.append(session, at=now, actor=BOT, action="outbox.refused",
-                                       subject=item.room_id,
-                                       detail={"key": item.key, "reason": result.reason})
+                    await audit.append(
+                        session,
+                        at=now,
+                        actor=BOT,
+                        action="outbox.refused",
+                        subject=item.room_id,
+                        detail={"key": item.key, "reason": result.reason},
+                    )
                 else:
                     row.status, row.last_error = outbox.QUEUED, result.reason
                     backoff = result.after_s
@@ -556,13 +720,22 @@ class Engine:
     async def _content_for(self, session: AsyncSession, row: OutboxRow) -> dict[str, Any] | None:
         payload = row.payload
         if row.purpose == "reaction":
-            return {"m.relates_to": {"rel_type": "m.annotation", "event_id": payload["reacts_to"],
-                                     "key": payload["reaction"]}}
+            return {
+                "m.relates_to": {
+                    "rel_type": "m.annotation",
+                    "event_id": payload["reacts_to"],
+                    "key": payload["reaction"],
+                }
+            }
         replaces = None
         if payload.get("replaces_key"):
             original = await outbox.by_key(session, payload["replaces_key"])
             if original is None or original.remote_id is None:
                 return None
             replaces = original.remote_id
-        return build_content(payload["body"], mentions=payload.get("mentions") or (),
-                             in_reply_to=payload.get("in_reply_to"), replaces=replaces)
+        return build_content(
+            payload["body"],
+            mentions=payload.get("mentions") or (),
+            in_reply_to=payload.get("in_reply_to"),
+            replaces=replaces,
+        )

@@ -26,23 +26,52 @@ HEADER = """\
 # Example parties beyond what the field examples give: a healthcare region needs more than one
 # region, and the blood centre belongs to the first.
 EXAMPLE_REGIONS: list[dict[str, Any]] = [
-    {"id": "uppsala", "name": "Region Uppsala", "language": "sv", "room": "!uppsala:example.org",
-     "duty_officers": ["@tib.uppsala:example.org"], "members": ["@kansli.uppsala:example.org"],
-     "email": ["tib@regionuppsala.example"], "sms": ["+46701234567"],
-     "backup_contacts": ["@beredskapschef.uppsala:example.org"]},
-    {"id": "dalarna", "name": "Region Dalarna", "language": "sv", "room": "!dalarna:example.org",
-     "duty_officers": ["@tib.dalarna:example.org"], "members": [],
-     "email": ["tib@regiondalarna.example"], "sms": ["+46701234568"]},
+    {
+        "id": "uppsala",
+        "name": "Region Uppsala",
+        "language": "sv",
+        "room": "!uppsala:example.org",
+        "duty_officers": ["@tib.uppsala:example.org"],
+        "members": ["@kansli.uppsala:example.org"],
+        "email": ["tib@regionuppsala.example"],
+        "sms": ["+46701234567"],
+        "backup_contacts": ["@beredskapschef.uppsala:example.org"],
+    },
+    {
+        "id": "dalarna",
+        "name": "Region Dalarna",
+        "language": "sv",
+        "room": "!dalarna:example.org",
+        "duty_officers": ["@tib.dalarna:example.org"],
+        "members": [],
+        "email": ["tib@regiondalarna.example"],
+        "sms": ["+46701234568"],
+    },
 ]
 EXAMPLE_PARTIES: list[dict[str, Any]] = [
-    {"id": "socialstyrelsen", "name": "Socialstyrelsen, nationell TiB",
-     "kind": "national_duty_officer", "language": "sv", "room": "!nationell:example.org",
-     "duty_officers": ["@tib.nationell:example.org"], "members": [],
-     "email": ["tib@socialstyrelsen.example"], "sms": []},
-    {"id": "blodcentralen-uppsala", "name": "Blodcentralen Uppsala", "kind": "blood_centre",
-     "region": "uppsala", "language": "sv", "room": "!blod-uppsala:example.org",
-     "duty_officers": ["@blod.uppsala:example.org"], "members": [],
-     "email": ["blodcentralen@regionuppsala.example"], "sms": []},
+    {
+        "id": "socialstyrelsen",
+        "name": "Socialstyrelsen, nationell TiB",
+        "kind": "national_duty_officer",
+        "language": "sv",
+        "room": "!nationell:example.org",
+        "duty_officers": ["@tib.nationell:example.org"],
+        "members": [],
+        "email": ["tib@socialstyrelsen.example"],
+        "sms": [],
+    },
+    {
+        "id": "blodcentralen-uppsala",
+        "name": "Blodcentralen Uppsala",
+        "kind": "blood_centre",
+        "region": "uppsala",
+        "language": "sv",
+        "room": "!blod-uppsala:example.org",
+        "duty_officers": ["@blod.uppsala:example.org"],
+        "members": [],
+        "email": ["blodcentralen@regionuppsala.example"],
+        "sms": [],
+    },
 ]
 
 
@@ -57,8 +86,11 @@ def _toml_value(value: Any, multiline: bool = False) -> str:
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, BaseModel):
         return _toml_value(value.model_dump(mode="json", exclude_defaults=True))
-    if multiline and value and isinstance(value, list) and all(
-        isinstance(v, dict | BaseModel) for v in value
+    if (
+        multiline
+        and value
+        and isinstance(value, list)
+        and all(isinstance(v, dict | BaseModel) for v in value)
     ):
         # An array of inline tables, one per line (TOML allows newlines inside arrays only).
         return "[\n" + "".join(f"  {_toml_value(v)},\n" for v in value) + "]"
@@ -75,7 +107,9 @@ def _comment(text: str | None) -> list[str]:
     return ["# " + line for line in textwrap.wrap(text, 95)]
 
 
-def _field_lines(name: str, info: FieldInfo, value: Any = None, have_value: bool = False) -> list[str]:
+def _field_lines(
+    name: str, info: FieldInfo, value: Any = None, have_value: bool = False
+) -> list[str]:
     lines = _comment(info.description)
     if have_value:
         return [*lines, f"{name} = {_toml_value(value, multiline=True)}"]
@@ -123,7 +157,8 @@ def generate() -> str:
     for name, info in Config.model_fields.items():
         annotation = info.annotation
         is_table = name in ("regions", "parties") or (
-            isinstance(annotation, type) and issubclass(annotation, BaseModel))
+            isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        )
         if is_table:
             tables.append((name, info))
         else:  # TOML: top-level keys must come before the first table
@@ -131,12 +166,20 @@ def generate() -> str:
     for name, info in tables:
         annotation = info.annotation
         if name in ("regions", "parties"):
-            model, examples = ((RegionConfig, EXAMPLE_REGIONS) if name == "regions"
-                               else (OtherPartyConfig, EXAMPLE_PARTIES))
+            model, examples = (
+                (RegionConfig, EXAMPLE_REGIONS)
+                if name == "regions"
+                else (OtherPartyConfig, EXAMPLE_PARTIES)
+            )
             for example in examples:
                 out += ["", *_comment(model.__doc__), f"[[{name}]]", *_table(model, example)]
         elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
             assert isinstance(annotation, type)
-            out += ["", *_comment(annotation.__doc__), *_comment(info.description), f"[{name}]",
-                    *_table(annotation, _defaults_of(info))]
+            out += [
+                "",
+                *_comment(annotation.__doc__),
+                *_comment(info.description),
+                f"[{name}]",
+                *_table(annotation, _defaults_of(info)),
+            ]
     return "\n".join(out).replace("\n\n\n", "\n\n").lstrip("\n") + "\n"

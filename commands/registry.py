@@ -53,8 +53,11 @@ class Registry:
         if declaration is None:
             return None
         folded = fold(name.removeprefix("!"))
-        langs = [lang for lang in ("sv", "nb", "en")
-                 if fold(declaration.names.in_language(lang)) == folded]
+        langs = [
+            lang
+            for lang in ("sv", "nb", "en")
+            if fold(declaration.names.in_language(lang)) == folded
+        ]
         return langs[0] if len(langs) == 1 else None
 
     def closest(self, name: str) -> Declaration | None:

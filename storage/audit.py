@@ -21,17 +21,34 @@ from storage.models import AuditRow
 GENESIS = "0" * 64
 
 
-def _digest(prev_hash: str, seq: int, at: datetime, actor: str, action: str,
-            subject: str | None, detail: dict[str, Any]) -> str:
+def _digest(
+    prev_hash: str,
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject: str | None,
+    detail: dict[str, Any],
+) -> str:
     body = json.dumps(
         [seq, at.astimezone(UTC).isoformat(), actor, action, subject, detail],
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
     )
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
-async def append(session: AsyncSession, *, at: datetime, actor: str, action: str,
-                 subject: str | None = None, detail: dict[str, Any] | None = None) -> AuditRow:
+async def append(
+    session: AsyncSession,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditRow:
     """Append one entry. Never put a secret in ``detail``."""
     detail = detail or {}
     last = (
@@ -41,8 +58,16 @@ async def append(session: AsyncSession, *, at: datetime, actor: str, action: str
     prev = GENESIS if last is None else last.hash
     # Round-trip through JSON so the stored detail is exactly what was hashed.
     detail = json.loads(json.dumps(detail, default=str))
-    row = AuditRow(seq=seq, at=at, actor=actor, action=action, subject=subject, detail=detail,
-                   prev_hash=prev, hash=_digest(prev, seq, at, actor, action, subject, detail))
+    row = AuditRow(
+        seq=seq,
+        at=at,
+        actor=actor,
+        action=action,
+        subject=subject,
+        detail=detail,
+        prev_hash=prev,
+        hash=_digest(prev, seq, at, actor, action, subject, detail),
+    )
     session.add(row)
     await session.flush()
     return row

@@ -43,7 +43,9 @@ async def store(session: AsyncSession, events: list[InboundEvent], now: datetime
         return []
     ids = [e.event_id for e in events]
     known = set(
-        (await session.execute(select(InboxRow.event_id).where(InboxRow.event_id.in_(ids)))).scalars()
+        (
+            await session.execute(select(InboxRow.event_id).where(InboxRow.event_id.in_(ids)))
+        ).scalars()
     )
     new_rows = []
     for event in events:
@@ -52,9 +54,16 @@ async def store(session: AsyncSession, events: list[InboundEvent], now: datetime
         known.add(event.event_id)
         status = UNDECRYPTABLE if event.kind == "undecryptable" else PENDING
         row = InboxRow(
-            event_id=event.event_id, source=event.source, kind=event.kind, room_id=event.room_id,
-            sender=event.sender, origin_ts=event.origin_ts, payload=event.payload, status=status,
-            attempts=0, received_at=now,
+            event_id=event.event_id,
+            source=event.source,
+            kind=event.kind,
+            room_id=event.room_id,
+            sender=event.sender,
+            origin_ts=event.origin_ts,
+            payload=event.payload,
+            status=status,
+            attempts=0,
+            received_at=now,
         )
         session.add(row)
         new_rows.append(row)

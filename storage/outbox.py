@@ -25,9 +25,17 @@ FAILED = "failed"
 SUPERSEDED = "superseded"
 
 
-async def enqueue(session: AsyncSession, *, key: str, channel: str, destination: str,
-                  purpose: str, payload: dict[str, Any], now: datetime,
-                  incident_id: str | None = None) -> OutboxRow | None:
+async def enqueue(
+    session: AsyncSession,
+    *,
+    key: str,
+    channel: str,
+    destination: str,
+    purpose: str,
+    payload: dict[str, Any],
+    now: datetime,
+    incident_id: str | None = None,
+) -> OutboxRow | None:
     """Add a message unless its key exists already; return the new row or None."""
     existing = (
         await session.execute(select(OutboxRow.id).where(OutboxRow.idempotency_key == key))
@@ -35,8 +43,15 @@ async def enqueue(session: AsyncSession, *, key: str, channel: str, destination:
     if existing is not None:
         return None
     row = OutboxRow(
-        idempotency_key=key, channel=channel, destination=destination, purpose=purpose,
-        payload=payload, status=QUEUED, attempts=0, created_at=now, next_attempt_at=now,
+        idempotency_key=key,
+        channel=channel,
+        destination=destination,
+        purpose=purpose,
+        payload=payload,
+        status=QUEUED,
+        attempts=0,
+        created_at=now,
+        next_attempt_at=now,
         incident_id=incident_id,
     )
     session.add(row)
@@ -53,8 +68,13 @@ async def enqueue_many(session: AsyncSession, rows: list[OutboxRow]) -> list[Out
     if not rows:
         return []
     keys = [r.idempotency_key for r in rows]
-    existing = set((await session.execute(
-        select(OutboxRow.idempotency_key).where(OutboxRow.idempotency_key.in_(keys)))).scalars())
+    existing = set(
+        (
+            await session.execute(
+                select(OutboxRow.idempotency_key).where(OutboxRow.idempotency_key.in_(keys))
+            )
+        ).scalars()
+    )
     new: list[OutboxRow] = []
     for row in rows:
         if row.idempotency_key in existing:
@@ -80,8 +100,10 @@ async def pending(session: AsyncSession, channel: str) -> list[OutboxRow]:
 async def newest_queued(session: AsyncSession, key_prefix: str) -> OutboxRow | None:
     query = (
         select(OutboxRow)
-        .where(OutboxRow.idempotency_key.startswith(key_prefix, autoescape=True),
-               OutboxRow.status == QUEUED)
+        .where(
+            OutboxRow.idempotency_key.startswith(key_prefix, autoescape=True),
+            OutboxRow.status == QUEUED,
+        )
         .order_by(OutboxRow.id.desc())
         .limit(1)
     )
@@ -93,7 +115,9 @@ async def by_key(session: AsyncSession, key: str) -> OutboxRow | None:
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def due(session: AsyncSession, channel: str, now: datetime, limit: int = 500) -> list[OutboxRow]:
+async def due(
+    session: AsyncSession, channel: str, now: datetime, limit: int = 500
+) -> list[OutboxRow]:
     """Queued rows whose next attempt is due, oldest first; ``sending`` rows left by a crash
     count as due again (the stable transaction id makes the retry safe)."""
     query = (

@@ -11,7 +11,9 @@ SYNC_TOKEN = "matrix.sync_token"
 
 
 async def get(session: AsyncSession, key: str) -> str | None:
-    row = (await session.execute(select(BotStateRow).where(BotStateRow.key == key))).scalar_one_or_none()
+    row = (
+        await session.execute(select(BotStateRow).where(BotStateRow.key == key))
+    ).scalar_one_or_none()
     return None if row is None else row.value
 
 

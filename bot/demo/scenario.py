@@ -23,8 +23,16 @@ from bot.demo.people import Person, Received
 from bot.demo.script import board_saying, say
 from bot.demo.world import World, build_world
 
-ALARMED = ("dalarna", "gavleborg", "varmland", "vastmanland", "orebro", "sormland",
-           "socialstyrelsen", "blodcentralen-uppsala")
+ALARMED = (
+    "dalarna",
+    "gavleborg",
+    "varmland",
+    "vastmanland",
+    "orebro",
+    "sormland",
+    "socialstyrelsen",
+    "blodcentralen-uppsala",
+)
 
 
 class Transcript:
@@ -33,9 +41,11 @@ class Transcript:
     def __init__(self, world: World) -> None:
         self.world = world
         self.started = time.monotonic()
-        self.room_names = {room: str(p["name"]) for p in (*world.config["regions"],
-                                                           *world.config["parties"])
-                           for room in [p["room"]] }
+        self.room_names = {
+            room: str(p["name"])
+            for p in (*world.config["regions"], *world.config["parties"])
+            for room in [p["room"]]
+        }
 
     def _stamp(self) -> str:
         return f"{time.monotonic() - self.started:6.1f}s"
@@ -48,8 +58,10 @@ class Transcript:
 
     def received(self, person: Person, message: Received) -> None:
         lock = "🔒" if message.encrypted else "⚠ unencrypted"
-        head = f"[{self.room_names.get(message.room_id, message.room_id)}] larmkedja {lock} " \
-               f"→ {person.user_id}:"
+        head = (
+            f"[{self.room_names.get(message.room_id, message.room_id)}] larmkedja {lock} "
+            f"→ {person.user_id}:"
+        )
         body = message.new_body if message.is_edit else message.body
         lines = (body or "").splitlines() or [""]
         self.say(head)
@@ -73,8 +85,9 @@ class Narrator:
         return answer
 
     async def board(self, expect: str) -> None:
-        text = await board_saying(self.world, self.uppsala, self.world.rooms["uppsala"], expect,
-                                  timeout=60)
+        text = await board_saying(
+            self.world, self.uppsala, self.world.rooms["uppsala"], expect, timeout=60
+        )
         self.t.say(f"Status board in Region Uppsala's room (edited in place), {expect}:")
         for line in text.splitlines():
             print(f"{'':9}┃ {line}", flush=True)
@@ -86,22 +99,27 @@ async def play(world: World, transcript: Transcript) -> None:
     await night.says("uppsala", "!hjälp", expect="!händelse")
     for party in [p for p in world.rooms if p != "uppsala"]:
         answer = await say(world, party, "!hjälp", timeout=60)
-        transcript.say(f"[{transcript.room_names[world.rooms[party]]}] !hjälp → help decrypted "
-                       f"({len(answer.body.splitlines())} lines, "
-                       f"{'encrypted' if answer.encrypted else 'NOT ENCRYPTED'})")
+        transcript.say(
+            f"[{transcript.room_names[world.rooms[party]]}] !hjälp → help decrypted "
+            f"({len(answer.body.splitlines())} lines, "
+            f"{'encrypted' if answer.encrypted else 'NOT ENCRYPTED'})"
+        )
 
     transcript.say("A bus has crashed on the E4. Uppsala's TiB confirms a särskild händelse.")
-    await night.says("uppsala", "!händelse katastrofläge Bussolycka E4 Knivsta, 40 skadade",
-                     expect="H-1")
+    await night.says(
+        "uppsala", "!händelse katastrofläge Bussolycka E4 Knivsta, 40 skadade", expect="H-1"
+    )
     await night.says("uppsala", "!larma", expect="Larmkedjan för H-1")
     alarms: dict[str, Received] = {}
     for party in ALARMED:
         person = world.officer(party)
         alarms[party] = await person.wait_for(
-            lambda m: m.sender == world.bot_user_id and "MASSKADELARM H-1" in m.body, timeout=60)
+            lambda m: m.sender == world.bot_user_id and "MASSKADELARM H-1" in m.body, timeout=60
+        )
     transcript.received(world.officer("dalarna"), alarms["dalarna"])
-    transcript.say(f"… and the same alarm, in each party's words, decrypted in all "
-                   f"{len(alarms)} rooms.")
+    transcript.say(
+        f"… and the same alarm, in each party's words, decrypted in all {len(alarms)} rooms."
+    )
     await night.board("kvitterat 0/8")
 
     await night.says("dalarna", "!kvittera 5", expect="Kvittens")
@@ -109,11 +127,16 @@ async def play(world: World, transcript: Transcript) -> None:
     await night.says("gavleborg", "!kvittera 3 fler efter kl 05", expect="Kvittens")
     await night.board("kvitterat 2/8")
     transcript.say(f"[Region Värmland] {world.officer('varmland').user_id} reacts ✅ on the alarm")
-    await world.officer("varmland").react(world.rooms["varmland"], alarms["varmland"].event_id,
-                                          "✅")
+    await world.officer("varmland").react(
+        world.rooms["varmland"], alarms["varmland"].event_id, "✅"
+    )
     await night.board("kvitterat 3/8")
-    for party, text in (("vastmanland", "!kvittera 6"), ("orebro", "!kvittera 5"),
-                        ("socialstyrelsen", "!kvittera"), ("blodcentralen-uppsala", "!kvittera")):
+    for party, text in (
+        ("vastmanland", "!kvittera 6"),
+        ("orebro", "!kvittera 5"),
+        ("socialstyrelsen", "!kvittera"),
+        ("blodcentralen-uppsala", "!kvittera"),
+    ):
         await night.says(party, text, expect="Kvittens")
     await night.board("kvitterat 7/8")
     transcript.say("Region Sörmland is slow to answer …")
@@ -123,7 +146,8 @@ async def play(world: World, transcript: Transcript) -> None:
     await night.says("uppsala", "!avlarma Alla skadade omhändertagna", expect="H-1")
     for party in ALARMED:
         await world.officer(party).wait_for(
-            lambda m: m.sender == world.bot_user_id and "omhändertagna" in m.body, timeout=60)
+            lambda m: m.sender == world.bot_user_id and "omhändertagna" in m.body, timeout=60
+        )
     transcript.say(f"Stand-down decrypted in all {len(ALARMED)} alarmed rooms.")
     await night.board("Avlarmad")
 
@@ -140,16 +164,24 @@ async def run_demo(workdir: Path | None = None) -> int:
     world: World | None = None
     try:
         await homeserver.start()
-        print(f"  Synapse up at {homeserver.url} in {homeserver.startup_seconds:.1f} s", flush=True)
+        print(
+            f"  Synapse up at {homeserver.url} in {homeserver.startup_seconds:.1f} s", flush=True
+        )
         world = await build_world(homeserver, root / "world", unique=False)
-        print(f"  {len(world.officers)} duty officers and the coordinator registered; "
-              f"{len(world.rooms) + 1} encrypted rooms created with the bot invited", flush=True)
+        print(
+            f"  {len(world.officers)} duty officers and the coordinator registered; "
+            f"{len(world.rooms) + 1} encrypted rooms created with the bot invited",
+            flush=True,
+        )
         app = App(load_config(world.config_path))
         await app.start()
         await app.wait_ready()
         await world.wait_bot_joined()
-        print(f"  bot {world.bot_user_id} (device {app.session.client.device_id if app.session else '?'}"
-              f", cross-signed) joined every room\n", flush=True)
+        device = app.session.client.device_id if app.session else "?"
+        print(
+            f"  bot {world.bot_user_id} (device {device}, cross-signed) joined every room\n",
+            flush=True,
+        )
         transcript = Transcript(world)
         await play(world, transcript)
         print("\nlarmkedja demo: done.", flush=True)

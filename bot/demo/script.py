@@ -17,18 +17,21 @@ def from_bot(world: World, person: Person, room: str | None = None) -> list[Rece
     return person.messages_from(world.bot_user_id, room)
 
 
-async def say(world: World, party: str, text: str, expect: str = "",
-              timeout: float = 30) -> Received:
+async def say(
+    world: World, party: str, text: str, expect: str = "", timeout: float = 30
+) -> Received:
     """``party``'s duty officer types ``text`` in its room and awaits the bot's answer to it."""
     return await say_as(world, world.officer(party), world.rooms[party], text, expect, timeout)
 
 
-async def say_as(world: World, person: Person, room: str, text: str, expect: str = "",
-                 timeout: float = 30) -> Received:
+async def say_as(
+    world: World, person: Person, room: str, text: str, expect: str = "", timeout: float = 30
+) -> Received:
     event_id = await person.send_text(room, text)
     return await person.wait_for(
         lambda m: m.sender == world.bot_user_id and m.reply_to == event_id and expect in m.body,
-        timeout=timeout)
+        timeout=timeout,
+    )
 
 
 def board_text(world: World, person: Person, room: str, incident: str) -> str | None:
@@ -40,8 +43,14 @@ def board_text(world: World, person: Person, room: str, incident: str) -> str | 
     return None
 
 
-async def board_saying(world: World, person: Person, room: str, expect: str,
-                       incident: str = "H-1", timeout: float = 30) -> str:
+async def board_saying(
+    world: World,
+    person: Person,
+    room: str,
+    expect: str,
+    incident: str = "H-1",
+    timeout: float = 30,
+) -> str:
     """Wait until the board of ``incident`` in ``room`` says ``expect``; return it."""
     async with asyncio.timeout(timeout):
         while True:

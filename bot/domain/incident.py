@@ -336,9 +336,7 @@ class Incident:
         parties = self.chain.parties if self.chain is not None else ()
         cancelled = tuple(self.pending_dues())
         self.dues = []
-        return StoodDown(
-            self.id, parties, self.stood_down_at, self.stand_down_remark, cancelled
-        )
+        return StoodDown(self.id, parties, self.stood_down_at, self.stand_down_remark, cancelled)
 
     # -- escalation --------------------------------------------------------------------------
 

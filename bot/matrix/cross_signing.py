@@ -41,16 +41,22 @@ class CrossSigningKeys:
 
     @staticmethod
     def generate() -> CrossSigningKeys:
-        return CrossSigningKeys(SigningKey.generate(), SigningKey.generate(), SigningKey.generate())
+        return CrossSigningKeys(
+            SigningKey.generate(), SigningKey.generate(), SigningKey.generate()
+        )
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> CrossSigningKeys:
-        return CrossSigningKeys(*(SigningKey(_unb64(data[k])) for k in
-                                  ("master", "self_signing", "user_signing")))
+        return CrossSigningKeys(
+            *(SigningKey(_unb64(data[k])) for k in ("master", "self_signing", "user_signing"))
+        )
 
     def to_json(self) -> dict[str, str]:
-        return {"master": _b64(bytes(self.master)), "self_signing": _b64(bytes(self.self_signing)),
-                "user_signing": _b64(bytes(self.user_signing))}
+        return {
+            "master": _b64(bytes(self.master)),
+            "self_signing": _b64(bytes(self.self_signing)),
+            "user_signing": _b64(bytes(self.user_signing)),
+        }
 
 
 def public(key: SigningKey) -> str:
@@ -97,8 +103,10 @@ class CrossSigner:
                 keys = CrossSigningKeys.generate()
                 write_json(self._keys_file, keys.to_json())  # keep before the server has it
             if action == "reset":
-                log.warning("cross-signing identity on the server is not ours; replacing it "
-                            "(users' clients will show the bot's identity changed)")
+                log.warning(
+                    "cross-signing identity on the server is not ours; replacing it "
+                    "(users' clients will show the bot's identity changed)"
+                )
             await self._upload_identity(keys)
             query = await self._api.keys_query(self._user_id)
 
@@ -110,7 +118,8 @@ class CrossSigner:
             signed = sign_json(device, keys.self_signing, self._user_id)
             signed.pop("unsigned", None)
             _, answer = await self._api.call(
-                "POST", "/_matrix/client/v3/keys/signatures/upload",
+                "POST",
+                "/_matrix/client/v3/keys/signatures/upload",
                 {self._user_id: {device_id: signed}},
             )
             if answer.get("failures"):
@@ -123,10 +132,12 @@ class CrossSigner:
         master = _key_object(uid, "master", keys.master)
         body = {
             "master_key": master,
-            "self_signing_key": sign_json(_key_object(uid, "self_signing", keys.self_signing),
-                                          keys.master, uid),
-            "user_signing_key": sign_json(_key_object(uid, "user_signing", keys.user_signing),
-                                          keys.master, uid),
+            "self_signing_key": sign_json(
+                _key_object(uid, "self_signing", keys.self_signing), keys.master, uid
+            ),
+            "user_signing_key": sign_json(
+                _key_object(uid, "user_signing", keys.user_signing), keys.master, uid
+            ),
         }
         path = "/_matrix/client/v3/keys/device_signing/upload"
         status, answer = await self._api.call("POST", path, body, ok=(200, 401))

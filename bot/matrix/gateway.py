@@ -33,7 +33,9 @@ class RoomFacts:
 
 
 class MatrixGateway:
-    def __init__(self, client: AsyncClient, sender: MatrixSender, *, trust_all_devices: bool) -> None:
+    def __init__(
+        self, client: AsyncClient, sender: MatrixSender, *, trust_all_devices: bool
+    ) -> None:
         self.client = client
         self.sender = sender
         self._trust_all = trust_all_devices
@@ -67,8 +69,11 @@ class MatrixGateway:
 
     async def decline(self, room_id: str) -> str | None:
         resp = await self.client.room_leave(room_id)
-        return None if type(resp).__name__ == "RoomLeaveResponse" else str(
-            getattr(resp, "message", resp))
+        return (
+            None
+            if type(resp).__name__ == "RoomLeaveResponse"
+            else str(getattr(resp, "message", resp))
+        )
 
     async def maintain_keys(self) -> None:
         client = self.client
@@ -90,9 +95,12 @@ class MatrixGateway:
             return 0
         async with self._sharing_lock:
             needed = [
-                r for r in room_ids
-                if r in client.rooms and client.rooms[r].encrypted
-                and client.olm.should_share_group_session(r) and r not in client.sharing_session
+                r
+                for r in room_ids
+                if r in client.rooms
+                and client.rooms[r].encrypted
+                and client.olm.should_share_group_session(r)
+                and r not in client.sharing_session
             ]
             if not needed:
                 return 0
@@ -102,15 +110,20 @@ class MatrixGateway:
             if client.should_query_keys:
                 await client.keys_query()
             results = await asyncio.gather(
-                *(client.share_group_session(r, ignore_unverified_devices=self._trust_all)
-                  for r in needed),
+                *(
+                    client.share_group_session(r, ignore_unverified_devices=self._trust_all)
+                    for r in needed
+                ),
                 return_exceptions=True,
             )
             shared = 0
             for room_id, result in zip(needed, results, strict=True):
                 if isinstance(result, BaseException):
-                    log.warning("could not share the room key in %s ahead of need: %s",
-                                room_id, type(result).__name__)
+                    log.warning(
+                        "could not share the room key in %s ahead of need: %s",
+                        room_id,
+                        type(result).__name__,
+                    )
                     client.olm.outbound_group_sessions.pop(room_id, None)
                 else:
                     shared += 1

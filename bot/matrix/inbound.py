@@ -29,23 +29,35 @@ from storage.inbox import InboundEvent
 log = logging.getLogger(__name__)
 
 
-def events_from_sync(resp: SyncResponse, bot_user_id: str, *, first_sync: bool) -> list[InboundEvent]:
+def events_from_sync(
+    resp: SyncResponse, bot_user_id: str, *, first_sync: bool
+) -> list[InboundEvent]:
     events: list[InboundEvent] = []
     for room_id, info in resp.rooms.invite.items():
         inviter = _inviter(info.invite_state, bot_user_id)
-        events.append(InboundEvent(
-            event_id=f"invite:{room_id}:{resp.next_batch}", source="matrix", kind="invite",
-            room_id=room_id, sender=inviter or "unknown", origin_ts=0, payload={},
-        ))
+        events.append(
+            InboundEvent(
+                event_id=f"invite:{room_id}:{resp.next_batch}",
+                source="matrix",
+                kind="invite",
+                room_id=room_id,
+                sender=inviter or "unknown",
+                origin_ts=0,
+                payload={},
+            )
+        )
     if first_sync:
         return events
     for room_id, info in resp.rooms.join.items():
         timeline = list(info.timeline.events)
         start = 0
         for index, event in enumerate(timeline):
-            if (isinstance(event, RoomMemberEvent) and event.state_key == bot_user_id
-                    and event.membership == "join"
-                    and (event.prev_membership or "leave") != "join"):
+            if (
+                isinstance(event, RoomMemberEvent)
+                and event.state_key == bot_user_id
+                and event.membership == "join"
+                and (event.prev_membership or "leave") != "join"
+            ):
                 start = index + 1  # we joined here: what came before is history
         for event in timeline[start:]:
             try:
@@ -72,19 +84,32 @@ def _convert(event: Any, room_id: str, bot_user_id: str) -> InboundEvent | None:
     ts = int(getattr(event, "server_timestamp", 0) or 0)
     if isinstance(event, RoomMessageText):
         return InboundEvent(
-            event_id=event.event_id, source="matrix", kind="message", room_id=room_id,
-            sender=sender, origin_ts=ts,
+            event_id=event.event_id,
+            source="matrix",
+            kind="message",
+            room_id=room_id,
+            sender=sender,
+            origin_ts=ts,
             payload={"body": event.body, "decrypted": bool(event.decrypted)},
         )
     if isinstance(event, ReactionEvent):
         return InboundEvent(
-            event_id=event.event_id, source="matrix", kind="reaction", room_id=room_id,
-            sender=sender, origin_ts=ts, payload={"key": event.key, "reacts_to": event.reacts_to},
+            event_id=event.event_id,
+            source="matrix",
+            kind="reaction",
+            room_id=room_id,
+            sender=sender,
+            origin_ts=ts,
+            payload={"key": event.key, "reacts_to": event.reacts_to},
         )
     if isinstance(event, MegolmEvent):
         return InboundEvent(
-            event_id=event.event_id, source="matrix", kind="undecryptable", room_id=room_id,
-            sender=sender, origin_ts=ts,
+            event_id=event.event_id,
+            source="matrix",
+            kind="undecryptable",
+            room_id=room_id,
+            sender=sender,
+            origin_ts=ts,
             payload={"source": event.source, "session_id": event.session_id},
         )
     return None

@@ -17,13 +17,19 @@ class RawApi:
         self._base = homeserver.rstrip("/")
         self._token = access_token
 
-    async def call(self, method: str, path: str, body: dict[str, Any] | None = None,
-                   ok: tuple[int, ...] = (200,)) -> tuple[int, dict[str, Any]]:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> tuple[int, dict[str, Any]]:
         headers = {"Authorization": f"Bearer {self._token}"}
         timeout = aiohttp.ClientTimeout(total=30)
-        async with aiohttp.ClientSession(timeout=timeout) as http, http.request(
-            method, self._base + path, json=body, headers=headers
-        ) as resp:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.request(method, self._base + path, json=body, headers=headers) as resp,
+        ):
             try:
                 data = await resp.json(content_type=None)
             except ValueError:
@@ -36,8 +42,9 @@ class RawApi:
             return resp.status, data if isinstance(data, dict) else {}
 
     async def keys_query(self, user_id: str) -> dict[str, Any]:
-        _, data = await self.call("POST", "/_matrix/client/v3/keys/query",
-                                  {"device_keys": {user_id: []}})
+        _, data = await self.call(
+            "POST", "/_matrix/client/v3/keys/query", {"device_keys": {user_id: []}}
+        )
         return data
 
     async def logout_token(self) -> None:

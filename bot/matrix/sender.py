@@ -75,8 +75,13 @@ def render_html(body: str, mentions: tuple[str, ...] | list[str]) -> str:
     return escaped.replace("\n", "<br>")
 
 
-def build_content(body: str, *, mentions: tuple[str, ...] | list[str] = (),
-                  in_reply_to: str | None = None, replaces: str | None = None) -> dict[str, Any]:
+def build_content(
+    body: str,
+    *,
+    mentions: tuple[str, ...] | list[str] = (),
+    in_reply_to: str | None = None,
+    replaces: str | None = None,
+) -> dict[str, Any]:
     content: dict[str, Any] = {
         "msgtype": "m.notice",
         "body": body,
@@ -118,8 +123,15 @@ class MatrixSender:
             return "room is not encrypted"
         return None
 
-    async def send(self, *, key: str, room_id: str, content: dict[str, Any],
-                   purpose: str, event_type: str = "m.room.message") -> SendResult:
+    async def send(
+        self,
+        *,
+        key: str,
+        room_id: str,
+        content: dict[str, Any],
+        purpose: str,
+        event_type: str = "m.room.message",
+    ) -> SendResult:
         why_not = self.can_send_to(room_id)
         if why_not == "room is not encrypted" and purpose == PLAINTEXT_WARNING:
             why_not = None
@@ -131,8 +143,9 @@ class MatrixSender:
         async with self._locks[room_id]:
             return await self._send_locked(key, room_id, content, event_type)
 
-    async def _send_locked(self, key: str, room_id: str, content: dict[str, Any],
-                           event_type: str) -> SendResult:
+    async def _send_locked(
+        self, key: str, room_id: str, content: dict[str, Any], event_type: str
+    ) -> SendResult:
         client = self._client
         try:
             room = client.rooms[room_id]
@@ -143,14 +156,17 @@ class MatrixSender:
             if room.encrypted:
                 _renew_if_a_device_lacks_the_key(client, room_id)
             resp = await client.room_send(
-                room_id, event_type, content, tx_id=transaction_id(key),
+                room_id,
+                event_type,
+                content,
+                tx_id=transaction_id(key),
                 ignore_unverified_devices=self._trust_all_devices,
             )
         except OlmTrustError as exc:
             self.stats.errors += 1
             log.warning("not sending to %s: %s (trust_policy=verified-only)", room_id, exc)
             return Retry("room has unverified devices and trust_policy is verified-only", 60.0)
-        except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             self.stats.errors += 1
             # A key share may have half-failed with the connection: start a fresh session so
             # that every device gets the key with the retry.
@@ -169,8 +185,12 @@ class MatrixSender:
             self.stats.rate_limited += 1
             self.stats.per_room_429[room_id] += 1
             retry_ms = getattr(resp, "retry_after_ms", None) or 1000
-            log.warning("rate limited by the homeserver in %s (429 #%d); retry in %d ms",
-                        room_id, self.stats.rate_limited, retry_ms)
+            log.warning(
+                "rate limited by the homeserver in %s (429 #%d); retry in %d ms",
+                room_id,
+                self.stats.rate_limited,
+                retry_ms,
+            )
             return Retry("rate limited (429)", retry_ms / 1000)
         self.stats.errors += 1
         return Retry(f"homeserver answered {status or 'an error'}")

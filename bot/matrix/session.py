@@ -66,8 +66,15 @@ class SessionStore:
         return self.crypto_dir / f"{user_id}_{device_id}.db"
 
 
-async def open_session(*, homeserver: str, user_id: str, password: str, device_name: str,
-                       store_passphrase: str, paths: SessionStore) -> SessionInfo:
+async def open_session(
+    *,
+    homeserver: str,
+    user_id: str,
+    password: str,
+    device_name: str,
+    store_passphrase: str,
+    paths: SessionStore,
+) -> SessionInfo:
     paths.crypto_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     creds = read_json(paths.credentials_file)
     if creds and creds.get("user_id") != user_id:
@@ -81,15 +88,22 @@ async def open_session(*, homeserver: str, user_id: str, password: str, device_n
         device_id = creds["device_id"]
         store_file = paths.store_file(user_id, device_id)
         if store_file.exists():
-            client = AsyncClient(homeserver, user_id, device_id=device_id,
-                                 store_path=str(paths.crypto_dir),
-                                 config=client_config(store_passphrase))
+            client = AsyncClient(
+                homeserver,
+                user_id,
+                device_id=device_id,
+                store_path=str(paths.crypto_dir),
+                config=client_config(store_passphrase),
+            )
             try:
                 client.restore_login(user_id, device_id, creds["access_token"])
             except Exception as exc:  # corrupt store or wrong passphrase
                 await client.close()
-                log.error("crypto store of device %s cannot be loaded (%s); "
-                          "logging in as a new device", device_id, type(exc).__name__)
+                log.error(
+                    "crypto store of device %s cannot be loaded (%s); logging in as a new device",
+                    device_id,
+                    type(exc).__name__,
+                )
                 _set_aside(store_file)
                 how = "new-device-store-unreadable"
             else:
@@ -108,16 +122,21 @@ async def open_session(*, homeserver: str, user_id: str, password: str, device_n
                 return SessionInfo(client, device_id, "relogin-token-invalid")
         else:
             how = "new-device-store-lost"
-            log.warning("crypto store for device %s is missing; logging in as a new device",
-                        device_id)
+            log.warning(
+                "crypto store for device %s is missing; logging in as a new device", device_id
+            )
         # Retire the old device: its keys would otherwise keep receiving room keys.
         try:
             await RawApi(homeserver, creds["access_token"]).logout_token()
         except (RawApiError, OSError):
             log.warning("could not log out the old device %s; remove it by hand", device_id)
 
-    client = AsyncClient(homeserver, user_id, store_path=str(paths.crypto_dir),
-                         config=client_config(store_passphrase))
+    client = AsyncClient(
+        homeserver,
+        user_id,
+        store_path=str(paths.crypto_dir),
+        config=client_config(store_passphrase),
+    )
     resp = await client.login(password=password, device_name=device_name)
     if not isinstance(resp, LoginResponse):
         await client.close()
@@ -128,10 +147,14 @@ async def open_session(*, homeserver: str, user_id: str, password: str, device_n
 
 
 def _save_credentials(paths: SessionStore, client: AsyncClient) -> None:
-    write_json(paths.credentials_file, {
-        "user_id": client.user_id, "device_id": client.device_id,
-        "access_token": client.access_token,
-    })
+    write_json(
+        paths.credentials_file,
+        {
+            "user_id": client.user_id,
+            "device_id": client.device_id,
+            "access_token": client.access_token,
+        },
+    )
 
 
 def _require_store(client: AsyncClient) -> None:

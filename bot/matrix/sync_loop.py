@@ -29,9 +29,18 @@ AfterSync = Callable[[SyncResponse], Awaitable[None]]
 
 
 class SyncLoop:
-    def __init__(self, client: AsyncClient, *, store_batch: StoreBatch, after_sync: AfterSync,
-                 initial_token: str | None, timeout_ms: int, first_sync_timeout_s: float,
-                 backoff_initial_s: float, backoff_max_s: float) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        *,
+        store_batch: StoreBatch,
+        after_sync: AfterSync,
+        initial_token: str | None,
+        timeout_ms: int,
+        first_sync_timeout_s: float,
+        backoff_initial_s: float,
+        backoff_max_s: float,
+    ) -> None:
         self._client = client
         self._store_batch = store_batch
         self._after_sync = after_sync
@@ -57,12 +66,15 @@ class SyncLoop:
                 resp = None
                 reason = f"{type(exc).__name__}"
             else:
-                reason = "" if isinstance(resp, SyncResponse) else str(getattr(resp, "message", resp))
+                reason = (
+                    "" if isinstance(resp, SyncResponse) else str(getattr(resp, "message", resp))
+                )
             if not isinstance(resp, SyncResponse):
                 self.consecutive_failures += 1
                 wait = min(delay, self._backoff_max) * random.uniform(0.8, 1.2)
-                log.warning("sync failed (%s); retry %d in %.1f s", reason,
-                            self.consecutive_failures, wait)
+                log.warning(
+                    "sync failed (%s); retry %d in %.1f s", reason, self.consecutive_failures, wait
+                )
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, self._backoff_max)
                 continue

@@ -31,9 +31,15 @@ def _party_line(incident: Incident, member: ChainParty, voice: Voice) -> str:
     )
     later = [a for a in incident.acks_of(party.id) if a is not first]
     if later:  # acknowledged more than once: the board says who else did, and when
-        line += voice.text("board.party.also", people=", ".join(
-            voice.text("board.party.also_one", person=voice.person(a.person),
-                       time=voice.time(a.at)) for a in later))
+        line += voice.text(
+            "board.party.also",
+            people=", ".join(
+                voice.text(
+                    "board.party.also_one", person=voice.person(a.person), time=voice.time(a.at)
+                )
+                for a in later
+            ),
+        )
     pledge = incident.pledge_of(party.id)
     needed = member.requirement.secondary_transports
     given = pledge.secondary_transports if pledge is not None else None

@@ -20,19 +20,27 @@ from tests.integration.botctl import bot_in_process
 
 
 @pytest.fixture(scope="package")
-async def bench(homeserver: ThrowawayHomeserver,
-                tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bench]:
+async def bench(
+    homeserver: ThrowawayHomeserver, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Bench]:
     """21 regions, each with its duty officer's encrypted room; the bot joined, keys shared."""
     began = time.perf_counter()
-    world = await build_world(homeserver, tmp_path_factory.mktemp("bench"), regions=REGIONS,
-                              national=False, blood_centre_of=None, coordination=False)
+    world = await build_world(
+        homeserver,
+        tmp_path_factory.mktemp("bench"),
+        regions=REGIONS,
+        national=False,
+        blood_centre_of=None,
+        coordination=False,
+    )
     try:
         async with bot_in_process(world.config_path) as app:
             await world.wait_bot_joined()
             client = app.session.client  # type: ignore[union-attr]
             async with asyncio.timeout(60):  # the bot's own sync has brought every room
-                while not all(r in client.rooms and client.rooms[r].encrypted  # noqa: ASYNC110
-                              for r in world.rooms.values()):
+                while not all(  # noqa: ASYNC110 - polls another client's state; no event to await
+                    r in client.rooms and client.rooms[r].encrypted for r in world.rooms.values()
+                ):
                     await asyncio.sleep(0.05)
             bench = Bench(world=world, app=app, setup_s=0.0)
             await bench.warm()

@@ -62,13 +62,19 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.1f} ms"
 
 
-def publish(capsys: pytest.CaptureFixture[str], name: str, lines: list[str],
-            summary: dict[str, Any]) -> None:
+def publish(
+    capsys: pytest.CaptureFixture[str], name: str, lines: list[str], summary: dict[str, Any]
+) -> None:
     """Print the figures past pytest's capture (so CI logs show them) and keep a JSON copy."""
     RESULTS.mkdir(exist_ok=True)
     load = os.getloadavg()
-    summary = {"benchmark": name, "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-               "cpus": os.cpu_count(), "load_average_1_5_15": load, **summary}
+    summary = {
+        "benchmark": name,
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cpus": os.cpu_count(),
+        "load_average_1_5_15": load,
+        **summary,
+    }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     with capsys.disabled():
@@ -76,8 +82,10 @@ def publish(capsys: pytest.CaptureFixture[str], name: str, lines: list[str],
         print(f"=== benchmark: {name} ===")
         for line in lines:
             print(line)
-        print(f"(machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} "
-              f"{load[2]:.2f}; other work on the machine shows up in both bot and baseline)")
+        print(
+            f"(machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} "
+            f"{load[2]:.2f}; other work on the machine shows up in both bot and baseline)"
+        )
         print(f"(summary written to {path})")
 
 
@@ -113,9 +121,13 @@ class Bench:
             query = select(InboxRow).where(InboxRow.event_id.in_(ids))
             return {r.event_id: r for r in (await session.execute(query)).scalars()}
 
-    async def outbox_rows(self, *, incident: str | None = None,
-                          purposes: Iterable[str] | None = None,
-                          destination: str | None = None) -> list[OutboxRow]:
+    async def outbox_rows(
+        self,
+        *,
+        incident: str | None = None,
+        purposes: Iterable[str] | None = None,
+        destination: str | None = None,
+    ) -> list[OutboxRow]:
         query = select(OutboxRow).order_by(OutboxRow.id)
         if incident is not None:
             query = query.where(OutboxRow.incident_id == incident)
@@ -139,19 +151,24 @@ class Bench:
             while True:
                 async with self.app.db.read() as session:
                     pending = await inbox_repo.next_pending(session)
-                    busy = (await session.execute(
-                        select(OutboxRow.id).where(
-                            OutboxRow.channel == "matrix",
-                            OutboxRow.status.in_((outbox_repo.QUEUED, outbox_repo.SENDING)),
-                        ).limit(1)
-                    )).scalar_one_or_none()
+                    busy = (
+                        await session.execute(
+                            select(OutboxRow.id)
+                            .where(
+                                OutboxRow.channel == "matrix",
+                                OutboxRow.status.in_((outbox_repo.QUEUED, outbox_repo.SENDING)),
+                            )
+                            .limit(1)
+                        )
+                    ).scalar_one_or_none()
                 if pending is None and busy is None:
                     break
                 await asyncio.sleep(POLL_S * 5)
         await asyncio.sleep(quiet_s)
 
-    async def wait_handled(self, event_ids: Iterable[str],
-                           limit_s: float = 30) -> dict[str, InboxRow]:
+    async def wait_handled(
+        self, event_ids: Iterable[str], limit_s: float = 30
+    ) -> dict[str, InboxRow]:
         ids = list(event_ids)
         async with asyncio.timeout(limit_s):
             while True:
@@ -160,8 +177,9 @@ class Bench:
                     return rows
                 await asyncio.sleep(POLL_S)
 
-    async def wait_sent(self, *, incident: str, purposes: Iterable[str], count: int,
-                        limit_s: float = 60) -> list[OutboxRow]:
+    async def wait_sent(
+        self, *, incident: str, purposes: Iterable[str], count: int, limit_s: float = 60
+    ) -> list[OutboxRow]:
         """Until ``count`` rows of ``incident`` with these purposes are sent; fails at once
         if one failed for good."""
         purposes = tuple(purposes)
@@ -180,7 +198,8 @@ class Bench:
     async def confirm(self, party: str, headline: str) -> str:
         """``!händelse katastrofläge …`` in ``party``'s room; returns the incident id."""
         event_id = await self.officer(party).send_text(
-            self.room(party), f"!händelse katastrofläge {headline}")
+            self.room(party), f"!händelse katastrofläge {headline}"
+        )
         await self.wait_handled([event_id])
         reply = await self.outbox_row(f"{event_id}:reply")
         assert reply is not None, "the bot did not answer !händelse"
@@ -217,8 +236,9 @@ class Bench:
     async def raw_send(self, room_id: str, content: dict[str, Any]) -> float:
         """One ``room_send`` with the bot's client; returns seconds until accepted."""
         began = time.perf_counter()
-        resp = await self.client.room_send(room_id, "m.room.message", content,
-                                           ignore_unverified_devices=True)
+        resp = await self.client.room_send(
+            room_id, "m.room.message", content, ignore_unverified_devices=True
+        )
         took = time.perf_counter() - began
         assert isinstance(resp, RoomSendResponse), resp
         return took
@@ -226,10 +246,14 @@ class Bench:
     async def raw_fanout(self, contents: dict[str, dict[str, Any]]) -> float:
         """All rooms at once (``asyncio.gather``); seconds until the last was accepted."""
         began = time.perf_counter()
-        responses = await asyncio.gather(*(
-            self.client.room_send(room, "m.room.message", content,
-                                  ignore_unverified_devices=True)
-            for room, content in contents.items()))
+        responses = await asyncio.gather(
+            *(
+                self.client.room_send(
+                    room, "m.room.message", content, ignore_unverified_devices=True
+                )
+                for room, content in contents.items()
+            )
+        )
         took = time.perf_counter() - began
         bad = [r for r in responses if not isinstance(r, RoomSendResponse)]
         assert not bad, bad
@@ -243,5 +267,8 @@ def seconds_between(start: datetime, end: datetime) -> float:
 def alarm_content(row: OutboxRow) -> dict[str, Any]:
     """The content the bot sends for an alarm row, built as its sender builds it."""
     payload = row.payload
-    return build_content(payload["body"], mentions=payload.get("mentions") or (),
-                         in_reply_to=payload.get("in_reply_to"))
+    return build_content(
+        payload["body"],
+        mentions=payload.get("mentions") or (),
+        in_reply_to=payload.get("in_reply_to"),
+    )

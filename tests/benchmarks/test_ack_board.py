@@ -97,16 +97,18 @@ async def raw_edits(bench: Bench, incident: str, room: str, n: int) -> list[floa
     assert board is not None
     assert board.remote_id is not None
     body = (await sent_boards(bench, incident, room))[-1].payload["body"]
-    took = [await bench.raw_send(room, build_content(body, replaces=board.remote_id))
-            for _ in range(n)]
+    took = [
+        await bench.raw_send(room, build_content(body, replaces=board.remote_id)) for _ in range(n)
+    ]
     await bench.settle()
     return took
 
 
 async def sent_boards(bench: Bench, incident: str, room: str) -> list[OutboxRow]:
     """The board post and its edits that went out, in the order they were accepted."""
-    rows = await bench.outbox_rows(incident=incident, purposes=("board", "board-edit"),
-                                   destination=room)
+    rows = await bench.outbox_rows(
+        incident=incident, purposes=("board", "board-edit"), destination=room
+    )
     sent = [r for r in rows if r.status == "sent" and r.sent_at is not None]
     return sorted(sent, key=lambda r: (r.sent_at, r.id))
 
@@ -114,13 +116,15 @@ async def sent_boards(bench: Bench, incident: str, room: str) -> list[OutboxRow]
 def shows(bench: Bench, body: str, ack: Ack) -> bool:
     """Whether a board text shows ``ack``: the party's line carries that round's count."""
     pledge = bench.app.catalog.text("sv", "board.party.transports", count=ack.count)
-    line = re.compile(rf"^.*\b{re.escape(NAMES[ack.party])}:.*{re.escape(pledge)}(?!\d)",
-                      re.MULTILINE)
+    line = re.compile(
+        rf"^.*\b{re.escape(NAMES[ack.party])}:.*{re.escape(pledge)}(?!\d)", re.MULTILINE
+    )
     return line.search(body) is not None
 
 
-async def latencies(bench: Bench, incident: str, room: str,
-                    acks: list[Ack]) -> tuple[dict[str, list[float]], list[float]]:
+async def latencies(
+    bench: Bench, incident: str, room: str, acks: list[Ack]
+) -> tuple[dict[str, list[float]], list[float]]:
     """Per kind of round, seconds from each acknowledgement received to the first board
     accepted that shows it; and the same by the issue's created_at >= handled_at rule."""
     inbox_rows = await bench.inbox_rows(a.event_id for a in acks)
@@ -129,14 +133,21 @@ async def latencies(bench: Bench, incident: str, room: str,
     by_handled_at: list[float] = []
     for ack in acks:
         received = inbox_rows[ack.event_id]
-        first = next((b for b in boards if shows(bench, b.payload["body"], ack)
-                      and b.sent_at >= received.received_at), None)
+        first = next(
+            (
+                b
+                for b in boards
+                if shows(bench, b.payload["body"], ack) and b.sent_at >= received.received_at
+            ),
+            None,
+        )
         assert first is not None, f"no board sent shows {ack}"
         by_kind[ack.kind].append(seconds_between(received.received_at, first.sent_at))
         later = [b for b in boards if b.created_at >= received.handled_at]
         if later:
-            by_handled_at.append(seconds_between(received.received_at,
-                                                 min(b.sent_at for b in later)))
+            by_handled_at.append(
+                seconds_between(received.received_at, min(b.sent_at for b in later))
+            )
     return by_kind, by_handled_at
 
 
@@ -146,17 +157,27 @@ async def check_recorded(bench: Bench, incident: str, acks: list[Ack]) -> None:
     rows = await bench.inbox_rows(event_ids)
     assert sorted(r.status for r in rows.values()) == ["handled"] * len(acks)
     async with bench.app.db.read() as session:
-        recorded = [e for e in await audit.entries(session, "ack.recorded")
-                    if e.subject == incident]
+        recorded = [
+            e for e in await audit.entries(session, "ack.recorded") if e.subject == incident
+        ]
         assert await audit.verify_chain(session) is None
         stored = await SqlIncidents(session).get(incident)
-        failed = (await session.execute(
-            select(AuditRow).where(AuditRow.action.in_(("command.crashed", "outbox.refused")))
-        )).scalars().all()
+        failed = (
+            (
+                await session.execute(
+                    select(AuditRow).where(
+                        AuditRow.action.in_(("command.crashed", "outbox.refused"))
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert not failed, [(e.action, e.detail) for e in failed]
     # The inbound event behind each entry ("source"; "event_id" in older engines).
-    assert sorted(e.detail.get("source") or e.detail.get("event_id") for e in recorded) \
-        == event_ids
+    assert (
+        sorted(e.detail.get("source") or e.detail.get("event_id") for e in recorded) == event_ids
+    )
     assert stored is not None
     assert len(stored.acks) == len(acks)
     for event_id in event_ids:
@@ -194,21 +215,29 @@ async def test_ack_to_board_edit_against_raw_nio_edit(
     last = (await sent_boards(bench, incident, room))[-1]
     everyone = f"{len(parties)}/{len(parties)}"  # "kvitterat 20/20"
     assert everyone in last.payload["body"]
-    seen = await bench.officer(INITIATOR).wait_for(lambda m: m.event_id == last.remote_id,
-                                                   timeout=30)
+    seen = await bench.officer(INITIATOR).wait_for(
+        lambda m: m.event_id == last.remote_id, timeout=30
+    )
     assert seen.encrypted
     assert seen.is_edit
     assert seen.new_body == last.payload["body"]
 
     rows = await bench.outbox_rows(incident=incident, purposes=("board-edit",), destination=room)
-    edits = {status: sum(1 for r in rows if r.status == status)
-             for status in ("sent", "superseded")}
+    edits = {
+        status: sum(1 for r in rows if r.status == status) for status in ("sent", "superseded")
+    }
     raw_p50, raw_p95 = percentile(raw, 50), percentile(raw, 95)
     everything = by_kind["burst"] + by_kind["paced"]
     figures = {
-        kind: {"acks": len(v), "p50_s": percentile(v, 50), "p95_s": percentile(v, 95),
-               "max_s": max(v), "median_s": median(v), "ratio_p95": percentile(v, 95) / raw_p95,
-               "samples_s": v}
+        kind: {
+            "acks": len(v),
+            "p50_s": percentile(v, 50),
+            "p95_s": percentile(v, 95),
+            "max_s": max(v),
+            "median_s": median(v),
+            "ratio_p95": percentile(v, 95) / raw_p95,
+            "samples_s": v,
+        }
         for kind, v in (("all", everything), *by_kind.items())
     }
     lines = [
@@ -221,7 +250,8 @@ async def test_ack_to_board_edit_against_raw_nio_edit(
         lines.append(
             f"bot {label} ack received -> board shows it: p50 {ms(f['p50_s'])}, "
             f"p95 {ms(f['p95_s'])}, max {ms(f['max_s'])}  (n={f['acks']}, "
-            f"p95/p95_baseline {f['ratio_p95']:.1f})")
+            f"p95/p95_baseline {f['ratio_p95']:.1f})"
+        )
     lines += [
         f"raw nio m.replace edit, same room (n={len(raw)}): p50 {ms(raw_p50)}, "
         f"p95 {ms(raw_p95)}, max {ms(max(raw))}",
@@ -231,19 +261,30 @@ async def test_ack_to_board_edit_against_raw_nio_edit(
         f"{ms(percentile(by_handled_at, 50))}, p95 {ms(percentile(by_handled_at, 95))} "
         f"(n={len(by_handled_at)}; picks a later ack's edit, see module docstring)",
     ]
-    publish(capsys, "ack_board", lines, {
-        "acks": len(acks),
-        "rounds_per_kind": ROUNDS_PER_KIND,
-        "pace_s": PACE_S,
-        "parties": len(parties),
-        "setup_s": bench.setup_s,
-        "wall_s": time.perf_counter() - began,
-        "target_p95_s": TARGET_P95_S,
-        "bot": figures,
-        "baseline_raw_edit": {"p50_s": raw_p50, "p95_s": raw_p95, "max_s": max(raw),
-                              "samples_s": raw},
-        "board_edits": {"written": len(rows), **edits},
-        "issue_rule_created_after_handled": {"p50_s": percentile(by_handled_at, 50),
-                                             "p95_s": percentile(by_handled_at, 95),
-                                             "samples": len(by_handled_at)},
-    })
+    publish(
+        capsys,
+        "ack_board",
+        lines,
+        {
+            "acks": len(acks),
+            "rounds_per_kind": ROUNDS_PER_KIND,
+            "pace_s": PACE_S,
+            "parties": len(parties),
+            "setup_s": bench.setup_s,
+            "wall_s": time.perf_counter() - began,
+            "target_p95_s": TARGET_P95_S,
+            "bot": figures,
+            "baseline_raw_edit": {
+                "p50_s": raw_p50,
+                "p95_s": raw_p95,
+                "max_s": max(raw),
+                "samples_s": raw,
+            },
+            "board_edits": {"written": len(rows), **edits},
+            "issue_rule_created_after_handled": {
+                "p50_s": percentile(by_handled_at, 50),
+                "p95_s": percentile(by_handled_at, 95),
+                "samples": len(by_handled_at),
+            },
+        },
+    )

@@ -88,7 +88,8 @@ async def check_every_party_alarmed(bench: Bench, rounds: list[dict[str, Any]]) 
             assert row.remote_id, row
             got = await bench.officer(party).wait_for(
                 lambda m, row=row, room=room: m.event_id == row.remote_id and m.room_id == room,
-                timeout=30)
+                timeout=30,
+            )
             assert got.encrypted
             assert got.sender == bench.bot
             assert got.body == row.payload["body"]
@@ -145,29 +146,37 @@ async def test_alarm_fanout_21_regions_against_raw_nio(
     def strip(figure: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in figure.items() if k != "rows"}
 
-    publish(capsys, "fanout", lines, {
-        "rooms": len(REGIONS) - 1,
-        "rounds": ROUNDS,
-        "setup_s": bench.setup_s,
-        "wall_s": time.perf_counter() - began,
-        "warm": {
-            "bot_s": bot_s,
-            "raw_s": raw_warm,
-            "bot_median_s": median(bot_s),
-            "bot_min_s": min(bot_s),
-            "raw_median_s": median(raw_warm),
-            "raw_min_s": min(raw_warm),
-            "ratio_median": ratio_median,
-            "ratio_min": ratio_min,
-            "target_ratio": TARGET_RATIO,
-            "bot_rounds": [strip(f) for f in bot_warm],
+    publish(
+        capsys,
+        "fanout",
+        lines,
+        {
+            "rooms": len(REGIONS) - 1,
+            "rounds": ROUNDS,
+            "setup_s": bench.setup_s,
+            "wall_s": time.perf_counter() - began,
+            "warm": {
+                "bot_s": bot_s,
+                "raw_s": raw_warm,
+                "bot_median_s": median(bot_s),
+                "bot_min_s": min(bot_s),
+                "raw_median_s": median(raw_warm),
+                "raw_min_s": min(raw_warm),
+                "ratio_median": ratio_median,
+                "ratio_min": ratio_min,
+                "target_ratio": TARGET_RATIO,
+                "bot_rounds": [strip(f) for f in bot_warm],
+            },
+            "cold": {
+                "bot_s": bot_cold["seconds"],
+                "raw_s": raw_cold,
+                "ratio": cold_ratio,
+                "bot_round": strip(bot_cold),
+            },
+            "sender_stats": {
+                "sent": sender.sent,
+                "rate_limited": sender.rate_limited,
+                "errors": sender.errors,
+            },
         },
-        "cold": {
-            "bot_s": bot_cold["seconds"],
-            "raw_s": raw_cold,
-            "ratio": cold_ratio,
-            "bot_round": strip(bot_cold),
-        },
-        "sender_stats": {"sent": sender.sent, "rate_limited": sender.rate_limited,
-                         "errors": sender.errors},
-    })
+    )

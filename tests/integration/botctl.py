@@ -30,8 +30,9 @@ async def bot_in_process(config_path: Path, *, ready_timeout: float = 60) -> Asy
 class BotProcess:
     """``python -m bot run --config …`` as a child process, its output in a log file."""
 
-    def __init__(self, config_path: Path, *, fault: str | None = None,
-                 fault_dir: Path | None = None) -> None:
+    def __init__(
+        self, config_path: Path, *, fault: str | None = None, fault_dir: Path | None = None
+    ) -> None:
         self.config_path = config_path
         self.log_path = config_path.parent / "bot.log"
         self.fault = fault

@@ -17,11 +17,18 @@ from storage.models import OutboxRow
 FAST = 0.03  # minutes: 1.8 s between steps, fast enough for a test, slow enough to observe
 
 
-def fast_policy(*, steps: list[dict[str, Any]] | None = None, repeat_every_min: float = FAST,
-                max_repeats: int = 2) -> dict[str, Any]:
+def fast_policy(
+    *,
+    steps: list[dict[str, Any]] | None = None,
+    repeat_every_min: float = FAST,
+    max_repeats: int = 2,
+) -> dict[str, Any]:
     return {
-        "steps": steps or [{"after_min": FAST, "action": "remind"},
-                           {"after_min": FAST, "action": "notify_initiator"}],
+        "steps": steps
+        or [
+            {"after_min": FAST, "action": "remind"},
+            {"after_min": FAST, "action": "notify_initiator"},
+        ],
         "repeat_every_min": repeat_every_min,
         "max_repeats": max_repeats,
     }
@@ -62,7 +69,8 @@ class BotDatabase:
                 rows = await self.outbox_rows()
                 if all(d.status != "pending" for d in dues) and all(
                     r.status in (outbox.SENT, outbox.SUPERSEDED, outbox.FAILED)
-                    for r in rows if r.channel == "matrix"
+                    for r in rows
+                    if r.channel == "matrix"
                 ):
                     return
                 await asyncio.sleep(0.2)

@@ -24,8 +24,16 @@ from tests.integration.conftest import WorldFactory
 from tests.integration.test_matrix_foundation import assert_no_plaintext_from_bot, audit_actions
 
 FULL = dict(regions=None, national=True, blood_centre_of="uppsala", coordination=True)
-ALARMED = ("dalarna", "gavleborg", "varmland", "vastmanland", "orebro", "sormland",
-           "socialstyrelsen", "blodcentralen-uppsala")
+ALARMED = (
+    "dalarna",
+    "gavleborg",
+    "varmland",
+    "vastmanland",
+    "orebro",
+    "sormland",
+    "socialstyrelsen",
+    "blodcentralen-uppsala",
+)
 
 
 async def full_world(make_world: WorldFactory) -> World:
@@ -39,11 +47,13 @@ async def test_mass_casualty_alarm_from_confirmation_to_stand_down(
 ) -> None:
     world = await full_world(make_world)
     uppsala, coordinator = world.officer("uppsala"), world.coordinator
-    assert coordinator is not None and world.coordination_room is not None
+    assert coordinator is not None
+    assert world.coordination_room is not None
     async with bot_in_process(world.config_path):
         await world.wait_bot_joined()
-        confirmed = await say(world, "uppsala", "!händelse katastrofläge Bussolycka E4 Knivsta",
-                              "H-1")
+        confirmed = await say(
+            world, "uppsala", "!händelse katastrofläge Bussolycka E4 Knivsta", "H-1"
+        )
         assert "Katastrofläge" in confirmed.body
 
         started = await say(world, "uppsala", "!larma", "Larmkedjan för H-1 är startad")
@@ -53,7 +63,8 @@ async def test_mass_casualty_alarm_from_confirmation_to_stand_down(
         for party in ALARMED:
             person = world.officer(party)
             alarms[party] = await person.wait_for(
-                lambda m: m.sender == world.bot_user_id and "MASSKADELARM H-1" in m.body)
+                lambda m: m.sender == world.bot_user_id and "MASSKADELARM H-1" in m.body
+            )
             assert alarms[party].encrypted
             assert alarms[party].content["m.mentions"]["user_ids"] == [person.user_id]
             assert "Bussolycka E4 Knivsta" in alarms[party].body
@@ -68,8 +79,9 @@ async def test_mass_casualty_alarm_from_confirmation_to_stand_down(
         await say(world, "dalarna", "!kvittera 5", "Kvittens för Region Dalarna")
         short = await say(world, "gavleborg", "!kvittera 3", "Kvittens för Region Gävleborg")
         assert "Kravet är minst 5" in short.body
-        await world.officer("varmland").react(world.rooms["varmland"],
-                                              alarms["varmland"].event_id, "✅")
+        await world.officer("varmland").react(
+            world.rooms["varmland"], alarms["varmland"].event_id, "✅"
+        )
         await board_saying(world, uppsala, world.rooms["uppsala"], "kvitterat 3/8")
         await say(world, "vastmanland", "!ack 6", "Acknowledgement for Region Västmanland")
         await say(world, "orebro", "!kvittera 5 två ambulanser på väg", "Region Örebro län")
@@ -88,15 +100,17 @@ async def test_mass_casualty_alarm_from_confirmation_to_stand_down(
 
         await asyncio.sleep(1.0)  # Sörmland acknowledges only after a while
         await say(world, "sormland", "!kvittera 7", "Kvittens för Region Sörmland")
-        await uppsala.wait_for(lambda m: m.sender == world.bot_user_id
-                               and "parter har kvitterat H-1" in m.body)
+        await uppsala.wait_for(
+            lambda m: m.sender == world.bot_user_id and "parter har kvitterat H-1" in m.body
+        )
         board = await board_saying(world, uppsala, world.rooms["uppsala"], "kvitterat 8/8")
         assert "Alla har kvitterat. ✅" in board
         assert "Sekundärtransporter: 27 av minst 30 ⚠️" in board  # 6+3+0+6+5+7: Värmland gave none
         for name in ("Region Värmland", "Region Gävleborg", "Socialstyrelsen"):
             assert f"✅ {name}" in board
-        coordination_board = await board_saying(world, coordinator, world.coordination_room,
-                                                "kvitterat 8/8")
+        coordination_board = await board_saying(
+            world, coordinator, world.coordination_room, "kvitterat 8/8"
+        )
         assert coordination_board == board
 
         status = await say(world, "uppsala", "!status", "kvitterat 8/8")
@@ -105,17 +119,30 @@ async def test_mass_casualty_alarm_from_confirmation_to_stand_down(
         await say(world, "uppsala", "!avlarma Alla patienter omhändertagna", "H-1")
         for party in ALARMED:
             stand_down = await world.officer(party).wait_for(
-                lambda m: m.sender == world.bot_user_id and "H-1" in m.body
-                and "Alla patienter omhändertagna" in m.body)
+                lambda m: (
+                    m.sender == world.bot_user_id
+                    and "H-1" in m.body
+                    and "Alla patienter omhändertagna" in m.body
+                )
+            )
             assert stand_down.encrypted
         await board_saying(world, uppsala, world.rooms["uppsala"], "⏹ Avlarmad")
         late = await say(world, "dalarna", "!kvittera 2", "avlarmades redan")
         assert "H-1" in late.body
 
     # Nothing unexpected: each alarmed party saw its alarm, its ack replies and the stand-down.
-    expected_replies = Counter({"dalarna": 3, "gavleborg": 1, "varmland": 1, "vastmanland": 1,
-                                "orebro": 1,
-                                "socialstyrelsen": 1, "blodcentralen-uppsala": 1, "sormland": 1})
+    expected_replies = Counter(
+        {
+            "dalarna": 3,
+            "gavleborg": 1,
+            "varmland": 1,
+            "vastmanland": 1,
+            "orebro": 1,
+            "socialstyrelsen": 1,
+            "blodcentralen-uppsala": 1,
+            "sormland": 1,
+        }
+    )
     for party in ALARMED:
         person = world.officer(party)
         got = from_bot(world, person, world.rooms[party])
@@ -131,15 +158,23 @@ async def test_mass_casualty_alarm_from_confirmation_to_stand_down(
 
 
 async def test_two_incidents_from_two_regions_do_not_mix(make_world: WorldFactory) -> None:
-    world = await make_world(regions=(("uppsala", "Region Uppsala"), ("dalarna", "Region Dalarna"),
-                                      ("orebro", "Region Örebro län")))
+    world = await make_world(
+        regions=(
+            ("uppsala", "Region Uppsala"),
+            ("dalarna", "Region Dalarna"),
+            ("orebro", "Region Örebro län"),
+        )
+    )
     async with bot_in_process(world.config_path):
         await world.wait_bot_joined()
         await asyncio.gather(
             say(world, "uppsala", "!händelse stabsläge Brand på sjukhus", "H-"),
-            say(world, "dalarna", "!händelse förstärkningsläge Tågolycka Borlänge", "H-"))
-        await asyncio.gather(say(world, "uppsala", "!larma", "Larmkedjan för"),
-                             say(world, "dalarna", "!larma", "Larmkedjan för"))
+            say(world, "dalarna", "!händelse förstärkningsläge Tågolycka Borlänge", "H-"),
+        )
+        await asyncio.gather(
+            say(world, "uppsala", "!larma", "Larmkedjan för"),
+            say(world, "dalarna", "!larma", "Larmkedjan för"),
+        )
         orebro = world.officer("orebro")
         await orebro.wait_for_count(lambda m: "MASSKADELARM" in m.body, 2)
         ids = {m.body.split()[2]: m for m in orebro.received if "MASSKADELARM" in m.body}
@@ -147,8 +182,20 @@ async def test_two_incidents_from_two_regions_do_not_mix(make_world: WorldFactor
         dalarna_id = next(i for i, m in ids.items() if "Tågolycka" in m.body)
         await say(world, "orebro", f"!kvittera {uppsala_id} 5", f"på {uppsala_id}")
         await say(world, "uppsala", "!kvittera 4", f"på {dalarna_id}")
-        board_u = await board_saying(world, world.officer("uppsala"), world.rooms["uppsala"], incident=uppsala_id, expect="kvitterat 1/2")
-        board_d = await board_saying(world, world.officer("dalarna"), world.rooms["dalarna"], incident=dalarna_id, expect="kvitterat 1/2")
+        board_u = await board_saying(
+            world,
+            world.officer("uppsala"),
+            world.rooms["uppsala"],
+            incident=uppsala_id,
+            expect="kvitterat 1/2",
+        )
+        board_d = await board_saying(
+            world,
+            world.officer("dalarna"),
+            world.rooms["dalarna"],
+            incident=dalarna_id,
+            expect="kvitterat 1/2",
+        )
         assert "Tågolycka" not in board_u
         assert "Brand på sjukhus" not in board_d
         assert "✅ Region Örebro län" in board_u
@@ -158,7 +205,8 @@ async def test_two_incidents_from_two_regions_do_not_mix(make_world: WorldFactor
 
 
 async def test_bad_input_gets_specific_answers_and_changes_nothing(
-    make_world: WorldFactory, people,
+    make_world: WorldFactory,
+    people,
 ) -> None:
     world = await make_world()
     outsider = await people("outsider")
@@ -168,8 +216,11 @@ async def test_bad_input_gets_specific_answers_and_changes_nothing(
         await say(world, "uppsala", "!larma", "Larmkedjan för H-1")
         twice = await say(world, "uppsala", "!larma", "larmades redan")
         assert "Inget nytt utskick" in twice.body
-        for text, expect in [("!kvittera -3", "-3"), ("!kvittera fem", "fem"),
-                             ("!kvittera 99999999999", "99999999999")]:
+        for text, expect in [
+            ("!kvittera -3", "-3"),
+            ("!kvittera fem", "fem"),
+            ("!kvittera 99999999999", "99999999999"),
+        ]:
             answer = await say(world, "dalarna", text, expect)
             assert "Kvittens" not in answer.body
         unknown = await say(world, "dalarna", "!kvittera H-99 5", "H-99")
@@ -180,14 +231,17 @@ async def test_bad_input_gets_specific_answers_and_changes_nothing(
         await outsider.join(world.rooms["dalarna"])
         event_id = await outsider.send_text(world.rooms["dalarna"], "!kvittera 5")
         not_member = await outsider.wait_for(
-            lambda m: m.sender == world.bot_user_id and m.reply_to == event_id)
+            lambda m: m.sender == world.bot_user_id and m.reply_to == event_id
+        )
         assert "Kvittens" not in not_member.body
         event_id = await outsider.send_text(world.rooms["dalarna"], "!händelse stabsläge Test")
         refused = await outsider.wait_for(
-            lambda m: m.sender == world.bot_user_id and m.reply_to == event_id)
+            lambda m: m.sender == world.bot_user_id and m.reply_to == event_id
+        )
         assert "H-2" not in refused.body
-        await board_saying(world, world.officer("uppsala"), world.rooms["uppsala"],
-                           "kvitterat 0/1")
+        await board_saying(
+            world, world.officer("uppsala"), world.rooms["uppsala"], "kvitterat 0/1"
+        )
     actions = Counter(a for a, _, _ in await audit_actions(world))
     assert actions["ack.recorded"] == 0
     assert actions["incident.confirmed"] == 1
@@ -203,9 +257,15 @@ async def test_replayed_command_event_has_one_effect(make_world: WorldFactory) -
         confirmed = await say(world, "uppsala", "!larma", "Larmkedjan för H-1")
         assert app.engine is not None
         # The same event arrives again, as after a replayed sync or a redelivery.
-        replay = InboundEvent(event_id=confirmed.reply_to or "", source="matrix", kind="message",
-                              room_id=world.rooms["uppsala"], sender=world.officer("uppsala").user_id,
-                              origin_ts=0, payload={"body": "!larma"})
+        replay = InboundEvent(
+            event_id=confirmed.reply_to or "",
+            source="matrix",
+            kind="message",
+            room_id=world.rooms["uppsala"],
+            sender=world.officer("uppsala").user_id,
+            origin_ts=0,
+            payload={"body": "!larma"},
+        )
         await app.engine.store_batch([replay], "replayed-token-ignored")
         await app.engine.drain_inbox()
         await asyncio.sleep(1.0)
@@ -217,8 +277,13 @@ async def test_replayed_command_event_has_one_effect(make_world: WorldFactory) -
 async def test_sigkill_mid_chain_keeps_chain_board_and_acknowledgements(
     make_world: WorldFactory,
 ) -> None:
-    world = await make_world(regions=(("uppsala", "Region Uppsala"), ("dalarna", "Region Dalarna"),
-                                      ("orebro", "Region Örebro län")))
+    world = await make_world(
+        regions=(
+            ("uppsala", "Region Uppsala"),
+            ("dalarna", "Region Dalarna"),
+            ("orebro", "Region Örebro län"),
+        )
+    )
     bot = BotProcess(world.config_path)
     await bot.start()
     try:
@@ -226,21 +291,27 @@ async def test_sigkill_mid_chain_keeps_chain_board_and_acknowledgements(
         await say(world, "uppsala", "!händelse katastrofläge Flygolycka Arlanda", "H-1")
         await say(world, "uppsala", "!larma", "Larmkedjan för H-1")
         await say(world, "dalarna", "!kvittera 5", "Kvittens för Region Dalarna")
-        await board_saying(world, world.officer("uppsala"), world.rooms["uppsala"],
-                           "kvitterat 1/2")
+        await board_saying(
+            world, world.officer("uppsala"), world.rooms["uppsala"], "kvitterat 1/2"
+        )
         bot.process.kill()  # type: ignore[union-attr]
         assert await bot.wait() == -9
         await bot.start()
         await say(world, "orebro", "!kvittera 6", "Kvittens för Region Örebro län", timeout=60)
-        board = await board_saying(world, world.officer("uppsala"), world.rooms["uppsala"],
-                                   "kvitterat 2/2", timeout=60)
-        assert "✅ Region Dalarna" in board and "✅ Region Örebro län" in board
+        board = await board_saying(
+            world, world.officer("uppsala"), world.rooms["uppsala"], "kvitterat 2/2", timeout=60
+        )
+        assert "✅ Region Dalarna" in board
+        assert "✅ Region Örebro län" in board
         assert "Sekundärtransporter: 11 av minst 10" in board
     finally:
         await bot.stop()
     uppsala = world.officer("uppsala")
-    originals = [m for m in from_bot(world, uppsala, world.rooms["uppsala"])
-                 if not m.is_edit and m.body.startswith("🚨 H-1 ·")]
+    originals = [
+        m
+        for m in from_bot(world, uppsala, world.rooms["uppsala"])
+        if not m.is_edit and m.body.startswith("🚨 H-1 ·")
+    ]
     assert len(originals) == 1  # the board was edited in place across the restart
     db = Database(load_config(world.config_path).database_url)
     try:

@@ -23,23 +23,31 @@ from tests.integration.botctl import BotProcess
 from tests.integration.conftest import WorldFactory
 from tests.integration.escalation_support import BotDatabase
 
-REGIONS = (("uppsala", "Region Uppsala"), ("dalarna", "Region Dalarna"),
-           ("orebro", "Region Örebro län"), ("vastmanland", "Region Västmanland"))
+REGIONS = (
+    ("uppsala", "Region Uppsala"),
+    ("dalarna", "Region Dalarna"),
+    ("orebro", "Region Örebro län"),
+    ("vastmanland", "Region Västmanland"),
+)
 PARTIES = ("dalarna", "orebro", "vastmanland")
 TRIALS = int(os.environ.get("LARMKEDJA_CRASH_TRIALS", "20"))
 
 
 async def test_sigkill_at_random_points_loses_and_doubles_nothing(
-    make_world: WorldFactory, capsys: pytest.CaptureFixture[str],
+    make_world: WorldFactory,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     seed = int(os.environ.get("LARMKEDJA_CRASH_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     world = await make_world(regions=REGIONS)
     # Reminders every ~1.2 s for as long as the campaign runs.
     world.config["escalation"] = {
-        "steps": [{"after_min": 0.02, "action": "remind"},
-                  {"after_min": 0.02, "action": "notify_initiator"}],
-        "repeat_every_min": 0.02, "max_repeats": max(10, TRIALS),
+        "steps": [
+            {"after_min": 0.02, "action": "remind"},
+            {"after_min": 0.02, "action": "notify_initiator"},
+        ],
+        "repeat_every_min": 0.02,
+        "max_repeats": max(10, TRIALS),
     }
     world.write_config()
     db = BotDatabase(world)
@@ -80,8 +88,11 @@ async def test_sigkill_at_random_points_loses_and_doubles_nothing(
 
         alarms = await db.outbox_rows("alarm")
         reminders = await db.outbox_rows("reminder") + await db.outbox_rows("notice")
-        duplicates = [r for r in await db.outbox_rows() if r.last_error and
-                      "possible duplicate" in r.last_error]
+        duplicates = [
+            r
+            for r in await db.outbox_rows()
+            if r.last_error and "possible duplicate" in r.last_error
+        ]
         # Every party alarmed, and its phone shows the alarm once per row (+ marked duplicates).
         assert {r.destination for r in alarms} == {world.rooms[p] for p in PARTIES}
         assert all(r.status == "sent" for r in alarms + reminders)
@@ -111,6 +122,8 @@ async def test_sigkill_at_random_points_loses_and_doubles_nothing(
     finally:
         await db.close()
     with capsys.disabled():
-        print(f"\ncrash campaign: seed {seed}, {TRIALS} trials, {killed} SIGKILLs, "
-              f"{len(fired_keys)} due times fired, {len(duplicates)} possible duplicates marked, "
-              f"{len(seen_twice)} seen twice by a phone")
+        print(
+            f"\ncrash campaign: seed {seed}, {TRIALS} trials, {killed} SIGKILLs, "
+            f"{len(fired_keys)} due times fired, {len(duplicates)} possible duplicates marked, "
+            f"{len(seen_twice)} seen twice by a phone"
+        )

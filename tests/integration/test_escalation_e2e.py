@@ -15,8 +15,11 @@ from tests.integration.botctl import BotProcess, bot_in_process
 from tests.integration.conftest import WorldFactory
 from tests.integration.escalation_support import FAST, BotDatabase, fast_policy
 
-THREE = (("uppsala", "Region Uppsala"), ("dalarna", "Region Dalarna"),
-         ("orebro", "Region Örebro län"))
+THREE = (
+    ("uppsala", "Region Uppsala"),
+    ("dalarna", "Region Dalarna"),
+    ("orebro", "Region Örebro län"),
+)
 
 
 async def escalation_world(make_world: WorldFactory, policy: dict) -> World:
@@ -28,8 +31,9 @@ async def escalation_world(make_world: WorldFactory, policy: dict) -> World:
 
 def alarm_and_after(world: World, party: str) -> list[str]:
     """What the party's duty officer got from the bot in its room, alarm first."""
-    return [m.body for m in from_bot(world, world.officer(party), world.rooms[party])
-            if not m.is_edit]
+    return [
+        m.body for m in from_bot(world, world.officer(party), world.rooms[party]) if not m.is_edit
+    ]
 
 
 async def test_party_that_never_acknowledges_is_reminded_and_initiator_told(
@@ -45,22 +49,37 @@ async def test_party_that_never_acknowledges_is_reminded_and_initiator_told(
             await say(world, "orebro", "!kvittera 5", "Kvittens")  # Örebro answers at once
             dalarna = world.officer("dalarna")
             reminder = await dalarna.wait_for(
-                lambda m: m.sender == world.bot_user_id and "MASSKADELARM" not in m.body
-                and dalarna.user_id in m.content.get("m.mentions", {}).get("user_ids", []),
-                timeout=30)
+                lambda m: (
+                    m.sender == world.bot_user_id
+                    and "MASSKADELARM" not in m.body
+                    and dalarna.user_id in m.content.get("m.mentions", {}).get("user_ids", [])
+                ),
+                timeout=30,
+            )
             assert "H-1" in reminder.body
             uppsala = world.officer("uppsala")
             told = await uppsala.wait_for(
-                lambda m: m.sender == world.bot_user_id and "Region Dalarna" in m.body
-                and "H-1" in m.body and m.reply_to is None and not m.is_edit
-                and not m.body.startswith("🚨"), timeout=30)
+                lambda m: (
+                    m.sender == world.bot_user_id
+                    and "Region Dalarna" in m.body
+                    and "H-1" in m.body
+                    and m.reply_to is None
+                    and not m.is_edit
+                    and not m.body.startswith("🚨")
+                ),
+                timeout=30,
+            )
             assert told.encrypted
             await db.wait_until_quiet(timeout=60)
             await asyncio.sleep(3 * FAST * 60)  # nothing more after the last repeat
         fired = await db.audit("escalation.fired")
         assert [e.detail["party"] for e in fired] == ["dalarna"] * 4, [e.detail for e in fired]
         assert [(e.detail["step"], e.detail["repeat"]) for e in fired] == [
-            (0, 0), (1, 0), (1, 1), (1, 2)]
+            (0, 0),
+            (1, 0),
+            (1, 1),
+            (1, 2),
+        ]
         assert len(alarm_and_after(world, "dalarna")) == 2  # the alarm and one reminder
         assert len(alarm_and_after(world, "orebro")) == 2  # the alarm and the ack reply
         dues = await db.due_rows()
@@ -81,13 +100,16 @@ async def test_acknowledgement_and_stand_down_stop_every_reminder(
             await say(world, "uppsala", "!händelse stabsläge Vattenläcka", "H-1")
             await say(world, "uppsala", "!larma", "Larmkedjan för H-1")
             dalarna = world.officer("dalarna")
-            await dalarna.wait_for(lambda m: m.sender == world.bot_user_id
-                                   and "MASSKADELARM" not in m.body, timeout=30)
+            await dalarna.wait_for(
+                lambda m: m.sender == world.bot_user_id and "MASSKADELARM" not in m.body,
+                timeout=30,
+            )
             await say(world, "dalarna", "!kvittera 5", "Kvittens")
             await say(world, "uppsala", "!avlarma", "H-1")
             for party in ("dalarna", "orebro"):
                 await world.officer(party).wait_for(
-                    lambda m: m.sender == world.bot_user_id and "AVLARMERING" in m.body)
+                    lambda m: m.sender == world.bot_user_id and "AVLARMERING" in m.body
+                )
             received = {p: len(alarm_and_after(world, p)) for p in ("dalarna", "orebro")}
             await asyncio.sleep(4 * FAST * 60)  # long enough for two more steps: none comes
             assert {p: len(alarm_and_after(world, p)) for p in received} == received
@@ -99,9 +121,16 @@ async def test_acknowledgement_and_stand_down_stop_every_reminder(
 async def test_bot_down_across_two_due_times_fires_both_at_start_marked_late(
     make_world: WorldFactory,
 ) -> None:
-    world = await escalation_world(make_world, fast_policy(
-        steps=[{"after_min": 0.04, "action": "remind"},
-               {"after_min": 0.02, "action": "notify_initiator"}], max_repeats=0))
+    world = await escalation_world(
+        make_world,
+        fast_policy(
+            steps=[
+                {"after_min": 0.04, "action": "remind"},
+                {"after_min": 0.02, "action": "notify_initiator"},
+            ],
+            max_repeats=0,
+        ),
+    )
     db = BotDatabase(world)
     bot = BotProcess(world.config_path)
     try:
@@ -114,8 +143,14 @@ async def test_bot_down_across_two_due_times_fires_both_at_start_marked_late(
         await asyncio.sleep(6.0)  # both due times (2.4 s and 3.6 s) pass while it is down
         await bot.start()
         await world.officer("uppsala").wait_for(
-            lambda m: m.sender == world.bot_user_id and "Region Dalarna" in m.body
-            and not m.body.startswith("🚨") and m.reply_to is None, timeout=60)
+            lambda m: (
+                m.sender == world.bot_user_id
+                and "Region Dalarna" in m.body
+                and not m.body.startswith("🚨")
+                and m.reply_to is None
+            ),
+            timeout=60,
+        )
         await db.wait_until_quiet(timeout=60)
     finally:
         await bot.stop()
@@ -131,8 +166,12 @@ async def test_bot_down_across_two_due_times_fires_both_at_start_marked_late(
 async def test_restart_mid_chain_loses_no_reminder_and_repeats_none(
     make_world: WorldFactory,
 ) -> None:
-    world = await escalation_world(make_world, fast_policy(
-        steps=[{"after_min": FAST, "action": "remind"}], repeat_every_min=FAST, max_repeats=4))
+    world = await escalation_world(
+        make_world,
+        fast_policy(
+            steps=[{"after_min": FAST, "action": "remind"}], repeat_every_min=FAST, max_repeats=4
+        ),
+    )
     db = BotDatabase(world)
     bot = BotProcess(world.config_path)
     try:
@@ -141,8 +180,9 @@ async def test_restart_mid_chain_loses_no_reminder_and_repeats_none(
         await say(world, "uppsala", "!händelse stabsläge Strömavbrott", "H-1")
         await say(world, "uppsala", "!larma", "Larmkedjan för H-1", timeout=60)
         dalarna = world.officer("dalarna")
-        await dalarna.wait_for_count(lambda m: m.sender == world.bot_user_id
-                                     and "MASSKADELARM" not in m.body, 2, timeout=60)
+        await dalarna.wait_for_count(
+            lambda m: m.sender == world.bot_user_id and "MASSKADELARM" not in m.body, 2, timeout=60
+        )
         assert await bot.stop() == 0  # a new process, same database
         await bot.start()
         await db.wait_until_quiet(timeout=60)

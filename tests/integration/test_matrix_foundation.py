@@ -55,15 +55,23 @@ async def test_help_in_three_languages_decrypted_by_the_duty_officer(
         await tib.send_text(room, "!hjälp")
         sv = await tib.wait_for(lambda m: m.sender == world.bot_user_id and m.room_id == room)
         await tib.send_text(room, "!help")
-        en = await tib.wait_for(lambda m: m.sender == world.bot_user_id and m.reply_to is not None
-                                and "!incident" in m.body)
+        en = await tib.wait_for(
+            lambda m: (
+                m.sender == world.bot_user_id and m.reply_to is not None and "!incident" in m.body
+            )
+        )
         await tib.send_text(room, "!hjelp")
         nb = await tib.wait_for(lambda m: m.sender == world.bot_user_id and "!hendelse" in m.body)
-    assert sv.encrypted and en.encrypted and nb.encrypted
+    assert sv.encrypted
+    assert en.encrypted
+    assert nb.encrypted
     assert sv.msgtype == "m.notice"
-    assert "!händelse" in sv.body and "!kvittera" in sv.body
-    assert "!incident" in en.body and "!ack" in en.body
-    assert "!hendelse" in nb.body and "!kvitter" in nb.body
+    assert "!händelse" in sv.body
+    assert "!kvittera" in sv.body
+    assert "!incident" in en.body
+    assert "!ack" in en.body
+    assert "!hendelse" in nb.body
+    assert "!kvitter" in nb.body
     assert len({sv.body, en.body, nb.body}) == 3
     assert await assert_no_plaintext_from_bot(tib, world, room) >= 3
 
@@ -85,8 +93,9 @@ async def test_command_stored_then_sigkilled_is_answered_exactly_once_after_rest
         restarted = BotProcess(world.config_path)
         await restarted.start()
         try:
-            await tib.wait_for(lambda m: m.sender == world.bot_user_id and m.room_id == room,
-                               timeout=60)
+            await tib.wait_for(
+                lambda m: m.sender == world.bot_user_id and m.room_id == room, timeout=60
+            )
             await tib.send_text(room, "!status")  # a later command, answered after the first
             await tib.wait_for_count(lambda m: m.sender == world.bot_user_id, 2, timeout=60)
             await asyncio.sleep(1.0)
@@ -106,7 +115,7 @@ async def test_restart_with_same_store_reads_and_answers_in_all_rooms(
     await bot.start()
     try:
         await world.wait_bot_joined()
-        device_before = (await _own_device(world))
+        device_before = await _own_device(world)
         for party in ("uppsala", "dalarna"):
             await world.officer(party).send_text(world.rooms[party], "!hjälp")
             await world.officer(party).wait_for(lambda m: m.sender == world.bot_user_id)
@@ -115,8 +124,9 @@ async def test_restart_with_same_store_reads_and_answers_in_all_rooms(
         for party in ("uppsala", "dalarna"):
             person, room = world.officer(party), world.rooms[party]
             await person.send_text(room, "!help")
-            await person.wait_for(lambda m: m.sender == world.bot_user_id and "!incident" in m.body,
-                                  timeout=60)
+            await person.wait_for(
+                lambda m: m.sender == world.bot_user_id and "!incident" in m.body, timeout=60
+            )
             assert await assert_no_plaintext_from_bot(person, world, room) == 2
         assert await _own_device(world) == device_before
     finally:
@@ -143,17 +153,20 @@ async def test_lost_store_comes_back_as_new_device_with_the_same_identity(
     shutil.rmtree(state_dir / "crypto")  # the crypto store is lost; credentials remain
     async with bot_in_process(world.config_path) as app:
         second_device = app.session.client.device_id if app.session else None
-        assert app.session is not None and app.session.how == "new-device-store-lost"
+        assert app.session is not None
+        assert app.session.how == "new-device-store-lost"
         await tib.send_text(room, "!help")
-        await tib.wait_for(lambda m: m.sender == world.bot_user_id and "!incident" in m.body,
-                           timeout=60)
+        await tib.wait_for(
+            lambda m: m.sender == world.bot_user_id and "!incident" in m.body, timeout=60
+        )
     assert second_device != first_device
     keys_after = await tib.keys_query_raw(world.bot_user_id)
     assert keys_after["master_keys"][world.bot_user_id]["keys"] == master_before
     assert _signed_by_self_signing_key(keys_after, world.bot_user_id, second_device)
     assert first_device not in keys_after["device_keys"][world.bot_user_id]  # retired
     assert await assert_no_plaintext_from_bot(tib, world, room) == 2, [
-        (m.body[:60], m.reply_to) for m in tib.messages_from(world.bot_user_id)]
+        (m.body[:60], m.reply_to) for m in tib.messages_from(world.bot_user_id)
+    ]
 
 
 async def test_device_is_cross_signed_after_first_start_and_after_restart(
@@ -171,22 +184,29 @@ async def test_device_is_cross_signed_after_first_start_and_after_restart(
 
 
 async def test_unencrypted_room_is_refused_and_explained_without_content(
-    make_world: WorldFactory, tmp_path: Path,
+    make_world: WorldFactory,
+    tmp_path: Path,
 ) -> None:
     world = await make_world(regions=(("uppsala", "Region Uppsala"),))
     tib = world.officer("uppsala")
     plain = await tib.create_plain_room("Dalarna (okrypterat)", invite=[world.bot_user_id])
-    world.config["regions"].append({
-        "id": "dalarna", "name": "Region Dalarna", "room": plain,
-        "duty_officers": [tib.user_id],
-    })
+    world.config["regions"].append(
+        {
+            "id": "dalarna",
+            "name": "Region Dalarna",
+            "room": plain,
+            "duty_officers": [tib.user_id],
+        }
+    )
     world.write_config()
     async with bot_in_process(world.config_path):
-        warning = await tib.wait_for(lambda m: m.sender == world.bot_user_id
-                                     and m.room_id == plain, timeout=60)
+        warning = await tib.wait_for(
+            lambda m: m.sender == world.bot_user_id and m.room_id == plain, timeout=60
+        )
         await tib.send_text(plain, "!hjälp")
-        await tib.wait_for_count(lambda m: m.sender == world.bot_user_id and m.room_id == plain,
-                                 2, timeout=30)
+        await tib.wait_for_count(
+            lambda m: m.sender == world.bot_user_id and m.room_id == plain, 2, timeout=30
+        )
     replies = bot_messages(tib, world, plain)
     assert not warning.encrypted
     assert all("!händelse" not in r for r in replies)  # no help, no alarm content
@@ -196,7 +216,8 @@ async def test_unencrypted_room_is_refused_and_explained_without_content(
 
 
 async def test_invite_to_a_room_not_in_config_is_declined_and_audited(
-    make_world: WorldFactory, people,
+    make_world: WorldFactory,
+    people,
 ) -> None:
     world = await make_world(regions=(("uppsala", "Region Uppsala"),))
     outsider = await people("outsider")
@@ -205,7 +226,8 @@ async def test_invite_to_a_room_not_in_config_is_declined_and_audited(
         foreign = await outsider.create_encrypted_room("Främmande rum", invite=[world.bot_user_id])
         for _ in range(100):
             members = await outsider.client.room_get_state_event(
-                foreign, "m.room.member", world.bot_user_id)
+                foreign, "m.room.member", world.bot_user_id
+            )
             if getattr(members, "content", {}).get("membership") == "leave":
                 break
             await asyncio.sleep(0.1)
@@ -213,7 +235,8 @@ async def test_invite_to_a_room_not_in_config_is_declined_and_audited(
             raise AssertionError("the bot did not decline the invite")
         assert foreign not in app.engine.gateway.joined_rooms()  # type: ignore[union-attr]
     declined = [(s, d) for a, s, d in await audit_actions(world) if a == "matrix.invite.declined"]
-    assert declined and declined[0][0] == foreign
+    assert declined
+    assert declined[0][0] == foreign
     assert declined[0][1]["inviter"] == outsider.user_id
 
 
@@ -231,3 +254,28 @@ def _signed_by_self_signing_key(keys: dict, user_id: str, device_id: str | None)
     master_id = next(iter(keys["master_keys"][user_id]["keys"]))
     device = keys["device_keys"][user_id][device_id]
     return ssk_id in device["signatures"][user_id] and master_id in ssk["signatures"][user_id]
+
+
+async def test_rate_limited_sends_are_counted_retried_and_all_delivered(
+    make_world: WorldFactory, homeserver
+) -> None:
+    world = await make_world(regions=(("uppsala", "Region Uppsala"),))
+    tib, room = world.officer("uppsala"), world.rooms["uppsala"]
+    async with bot_in_process(world.config_path) as app:
+        await world.wait_bot_joined()
+        # An operator who forgot the exemption: one message a second, no burst.
+        await homeserver.admin_request(
+            "POST",
+            f"/_synapse/admin/v1/users/{world.bot_user_id}/override_ratelimit",
+            {"messages_per_second": 1, "burst_count": 1},
+        )
+        for _ in range(4):
+            await tib.send_text(room, "!hjälp")
+        answers = await tib.wait_for_count(
+            lambda m: m.sender == world.bot_user_id and "!händelse" in m.body, 4, timeout=60
+        )
+        assert app.engine is not None
+        stats = app.engine.gateway.sender.stats
+    assert len(answers) == 4
+    assert stats.rate_limited >= 1  # every 429 counted, none lost
+    assert stats.per_room_429[room] == stats.rate_limited

@@ -24,11 +24,13 @@ async def test_new_phone_of_a_duty_officer_reads_the_bot(make_world: WorldFactor
         new_phone = await world.cast.new_device(tib)
         await new_phone.send_text(room, "!help")
         answer = await new_phone.wait_for(
-            lambda m: m.sender == world.bot_user_id and "!incident" in m.body, timeout=60)
+            lambda m: m.sender == world.bot_user_id and "!incident" in m.body, timeout=60
+        )
         assert answer.encrypted
         assert new_phone.undecryptable == [] or all(
             e.sender != world.bot_user_id or e.event_id != answer.event_id
-            for e in new_phone.undecryptable)
+            for e in new_phone.undecryptable
+        )
 
 
 class WithheldKey:
@@ -52,9 +54,12 @@ class WithheldKey:
         client.olm.create_outbound_group_session(self.room)
         session = client.olm.outbound_group_sessions[self.room]
         self.session_key, self.session_id = session.session_key, session.id  # index 0
-        resp = await client.room_send(self.room, "m.room.message",
-                                      {"msgtype": "m.text", "body": body},
-                                      ignore_unverified_devices=True)
+        resp = await client.room_send(
+            self.room,
+            "m.room.message",
+            {"msgtype": "m.text", "body": body},
+            ignore_unverified_devices=True,
+        )
         assert isinstance(resp, RoomSendResponse), resp
         return resp.event_id
 
@@ -65,14 +70,19 @@ class WithheldKey:
         for device in devices:
             client.unblacklist_device(device)
         await client.keys_claim({bot: [d.id for d in devices]})
-        content = {"algorithm": "m.megolm.v1.aes-sha2", "room_id": self.room,
-                   "session_id": self.session_id, "session_key": self.session_key}
+        content = {
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "room_id": self.room,
+            "session_id": self.session_id,
+            "session_key": self.session_key,
+        }
         for device in devices:
             olm_session = client.olm.session_store.get(device.curve25519)
             assert olm_session is not None, "no Olm session with the bot's device"
             encrypted = client.olm._olm_encrypt(olm_session, device, "m.room_key", content)
             resp = await client.to_device(
-                ToDeviceMessage("m.room.encrypted", bot, device.id, encrypted))
+                ToDeviceMessage("m.room.encrypted", bot, device.id, encrypted)
+            )
             assert isinstance(resp, ToDeviceResponse), resp
 
 
@@ -88,8 +98,9 @@ async def test_command_whose_key_arrives_late_is_answered(make_world: WorldFacto
         await asyncio.sleep(2.0)
         assert tib.messages_from(world.bot_user_id, room) == []  # it cannot read it yet
         await withheld.hand_over()
-        answer = await tib.wait_for(lambda m: m.sender == world.bot_user_id and m.room_id == room,
-                                    timeout=60)
+        answer = await tib.wait_for(
+            lambda m: m.sender == world.bot_user_id and m.room_id == room, timeout=60
+        )
     assert "!händelse" in answer.body
 
 
@@ -103,8 +114,9 @@ async def test_command_without_key_gets_a_resend_request_after_grace(
     async with bot_in_process(world.config_path):
         await world.wait_bot_joined()
         await WithheldKey(world, room).send("!hjälp")
-        ask = await tib.wait_for(lambda m: m.sender == world.bot_user_id and m.room_id == room,
-                                 timeout=60)
+        ask = await tib.wait_for(
+            lambda m: m.sender == world.bot_user_id and m.room_id == room, timeout=60
+        )
     assert tib.user_id in ask.body
     assert "!händelse" not in ask.body
     assert ask.content.get("m.mentions", {}).get("user_ids") == [tib.user_id]

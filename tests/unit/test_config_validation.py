@@ -195,8 +195,12 @@ MALFORMED: list[tuple[str, Any, str]] = [
         "own notify_backup without backup contacts",
         lambda d: d["regions"][1].__setitem__(
             "escalation",
-            {"steps": [{"after_min": 5, "action": "remind"},
-                       {"after_min": 5, "action": "notify_backup"}]},
+            {
+                "steps": [
+                    {"after_min": 5, "action": "remind"},
+                    {"after_min": 5, "action": "notify_backup"},
+                ]
+            },
         ),
         "regions[1].escalation.steps[1].action: 'notify_backup' needs "
         "regions[1].backup_contacts, which is empty",
@@ -266,11 +270,14 @@ def test_escalation_policies_default_override_and_freeze_into_the_chain() -> Non
     assert dalarna is not None
     assert blood is not None
     assert [s.after for s in blood.escalation.steps] == [
-        timedelta(seconds=3), timedelta(seconds=3), timedelta(minutes=1)
+        timedelta(seconds=3),
+        timedelta(seconds=3),
+        timedelta(minutes=1),
     ]
     assert blood.escalation.steps[2].channels == ("sms", "email", "room")
     assert (blood.escalation.repeat_every, blood.escalation.max_repeats) == (
-        timedelta(minutes=2), 1
+        timedelta(minutes=2),
+        1,
     )
     assert blood.escalation.pledge_reminder is None
     assert blood.party.backup_contacts == ("@reserv:localhost",)
@@ -287,9 +294,7 @@ def test_without_an_escalation_table_the_documented_default_applies() -> None:
         (5, "notify_initiator", []),
         (5, "send", ["sms", "email"]),
     ]
-    assert (policy.repeat_every_min, policy.max_repeats, policy.pledge_reminder_min) == (
-        10, 3, 10
-    )
+    assert (policy.repeat_every_min, policy.max_repeats, policy.pledge_reminder_min) == (10, 3, 10)
     description = type(config).model_fields["escalation"].description or ""
     assert "remind after 5 min" in description
     steps_off = valid()

@@ -43,7 +43,8 @@ async def test_inbox_stores_each_event_once(tmp_path: Path) -> None:
         assert await state.get(s, state.SYNC_TOKEN) == "s1"
     async with db.read() as s:
         first = await inbox.next_pending(s)
-        assert first is not None and first.event_id == "$1"
+        assert first is not None
+        assert first.event_id == "$1"
     await db.close()
 
 
