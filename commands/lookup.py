@@ -16,6 +16,22 @@ from commands.render import Voice
 from commands.replies import refused, rejected
 
 
+async def incident_by_number(
+    call: Call, ctx: CommandContext, number: int, voice: Voice
+) -> Incident | Outcome:
+    """The incident the id typed names, or a clear answer that there is none."""
+    incident_id = format_incident_id(number)
+    incident = await ctx.incidents.get(incident_id)
+    if incident is None:
+        return rejected(
+            call,
+            voice.text("incident.unknown", incident=incident_id),
+            "unknown_incident",
+            incident_id,
+        )
+    return incident
+
+
 async def incident_of_region(
     call: Call, ctx: CommandContext, region: PartyConfig, voice: Voice
 ) -> Incident | Outcome:
@@ -23,15 +39,9 @@ async def incident_of_region(
     the region's only open incident."""
     number = call.args.get("incident")
     if number is not None:
-        incident_id = format_incident_id(number)
-        incident = await ctx.incidents.get(incident_id)
-        if incident is None:
-            return rejected(
-                call,
-                voice.text("incident.unknown", incident=incident_id),
-                "unknown_incident",
-                incident_id,
-            )
+        incident = await incident_by_number(call, ctx, number, voice)
+        if isinstance(incident, Outcome):
+            return incident
         if incident.region_id != region.id:
             return refused(
                 call,

@@ -11,10 +11,10 @@ from bot.domain import (
     NotAlarmed,
     NotInChain,
     Pledge,
-    format_incident_id,
 )
 from commands.context import CommandContext
 from commands.declaration import Call
+from commands.lookup import incident_by_number
 from commands.outcome import AuditEntry, Outcome, Post
 from commands.render import Voice, render_ack_reply
 from commands.replies import (
@@ -145,15 +145,10 @@ async def execute_ack(call: Call, ctx: CommandContext) -> Outcome:
     number = call.args.get("incident")
     open_ids: list[str] = []
     if number is not None:
-        incident_id = format_incident_id(number)
-        incident = await ctx.incidents.get(incident_id)
-        if incident is None:
-            return rejected(
-                call,
-                voice.text("incident.unknown", incident=incident_id),
-                "unknown_incident",
-                incident_id,
-            )
+        found = await incident_by_number(call, ctx, number, voice)
+        if isinstance(found, Outcome):
+            return found
+        incident = found
     else:
         alarmed = await ctx.incidents.alarmed_for_party(party.id)
         if not alarmed:

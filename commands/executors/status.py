@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from bot.domain import Incident, format_incident_id
+from bot.domain import Incident
 from commands.context import CommandContext
 from commands.declaration import Call
+from commands.lookup import incident_by_number
 from commands.outcome import Outcome
 from commands.render import Voice, render_board
-from commands.replies import answered, rejected, voice_for
+from commands.replies import answered, voice_for
 
 
 async def _relevant_open(call: Call, ctx: CommandContext) -> list[Incident]:
@@ -29,15 +30,9 @@ async def execute_status(call: Call, ctx: CommandContext) -> Outcome:
     voice = voice_for(call, ctx)
     number = call.args.get("incident")
     if number is not None:
-        incident_id = format_incident_id(number)
-        incident = await ctx.incidents.get(incident_id)
-        if incident is None:
-            return rejected(
-                call,
-                voice.text("incident.unknown", incident=incident_id),
-                "unknown_incident",
-                incident_id,
-            )
+        incident = await incident_by_number(call, ctx, number, voice)
+        if isinstance(incident, Outcome):
+            return incident
         return answered(call, _render_board(call, ctx, incident, voice), reaction=None)
     candidates = await _relevant_open(call, ctx)
     if not candidates:

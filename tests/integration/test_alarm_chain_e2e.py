@@ -14,6 +14,7 @@ from collections import Counter
 
 from bot.config import load_config
 from bot.demo.people import Received
+from bot.demo.scenario import ALARMED
 from bot.demo.script import board_saying, from_bot, say
 from bot.demo.world import World
 from storage import audit
@@ -24,16 +25,6 @@ from tests.integration.conftest import WorldFactory
 from tests.integration.test_matrix_foundation import assert_no_plaintext_from_bot, audit_actions
 
 FULL = dict(regions=None, national=True, blood_centre_of="uppsala", coordination=True)
-ALARMED = (
-    "dalarna",
-    "gavleborg",
-    "varmland",
-    "vastmanland",
-    "orebro",
-    "sormland",
-    "socialstyrelsen",
-    "blodcentralen-uppsala",
-)
 
 
 async def full_world(make_world: WorldFactory) -> World:
