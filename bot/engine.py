@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 BOT = "larmkedja"
 MAX_HANDLING_ATTEMPTS = 3
+URGENT_PURPOSES = frozenset({"alarm", "standdown", "reminder"})
 ContextFactory = Callable[[AsyncSession], CommandContext]
 
 
@@ -642,8 +643,17 @@ class Engine:
                 )
                 row.status = outbox.SENDING
                 row.attempts += 1
-        for room, items in claimed.items():
-            lane = asyncio.create_task(self._run_lane(items), name=f"larmkedja-lane-{room}")
+        # Alarms (and reminders, stand-downs) go first: the initiator's reply and board in the
+        # same pass follow once the homeserver has accepted them, instead of competing.
+        urgent = [r for r, items in claimed.items() if items[0].purpose in URGENT_PURPOSES]
+        first: list[asyncio.Task[None]] = []
+        for room in sorted(claimed, key=lambda r: r not in urgent):
+            wait_for = [] if room in urgent else first
+            lane = asyncio.create_task(
+                self._run_lane(claimed[room], after=wait_for), name=f"larmkedja-lane-{room}"
+            )
+            if room in urgent:
+                first.append(lane)
             self._lanes[room] = lane
             self._inflight.add(lane)
             lane.add_done_callback(lambda t, r=room: self._lane_done(r, t))
@@ -661,7 +671,9 @@ class Engine:
         if self._inflight:
             await asyncio.wait(set(self._inflight), timeout=timeout)
 
-    async def _run_lane(self, items: list[_Claimed]) -> None:
+    async def _run_lane(self, items: list[_Claimed], after: list[asyncio.Task[None]]) -> None:
+        if after:
+            await asyncio.wait(after, timeout=10)
         results: list[tuple[_Claimed, SendResult]] = []
         for item in items:
             self.faults.hit("before-send")

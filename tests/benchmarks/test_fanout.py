@@ -27,7 +27,7 @@ from tests.benchmarks.harness import (
     seconds_between,
 )
 
-ROUNDS = 5
+ROUNDS = 9
 TARGET_RATIO = 1.25
 
 
