@@ -7,6 +7,7 @@ test can be read against ``homeserver.log``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -35,3 +36,25 @@ async def people(homeserver: ThrowawayHomeserver, tmp_path: Path) -> AsyncIterat
     cast = Cast(homeserver, tmp_path / "people")
     yield cast
     await cast.close()
+
+
+@pytest.fixture(autouse=True)
+async def dump_tasks_before_the_timeout() -> AsyncIterator[None]:
+    """A hung async test shows only the event loop's idle poll in pytest-timeout's thread dump;
+    this prints every asyncio task's stack shortly before that limit, so the await that never
+    returned is in the failure report."""
+    import sys
+
+    async def watchdog() -> None:
+        await asyncio.sleep(WATCHDOG_S)
+        print(f"\n--- asyncio tasks after {WATCHDOG_S:.0f} s ---", file=sys.stderr)
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.print_stack(limit=12, file=sys.stderr)
+
+    dog = asyncio.create_task(watchdog())
+    yield
+    dog.cancel()
+
+
+WATCHDOG_S = 270.0  # pytest-timeout ends a test at 300 s (pyproject.toml)

@@ -1,0 +1,349 @@
+"""Reading SMS and e-mail replies to an alarm: the reply code, an optional pledge, a remark.
+
+People answer an alarm SMS from a phone at night and an alarm e-mail from whatever mail client
+they have, so the parser is tolerant of *form* (case, spacing, diacritics, punctuation, the
+keyword in any of the three languages or missing, the code inside a sentence) and strict about
+*meaning* (the pledge, negations, two possible codes):
+
+- ``KVITTERA 4821 5``, ``kvittera 4821``, ``Kvittera  4821   5 ambulanser``, ``ack 4821 3``,
+  ``ok 4821``, ``KVITTER 4821``, ``!kvittera 4821 5`` all read as code 4821 (pledge, remark).
+- ``4821 5``: **accepted**. The code is the capability (single-use, bound to the number it was
+  sent to), so the keyword adds no safety, and a TiB who answers with just the code and a
+  number clearly means it; refusing would cost a failed acknowledgement at 3 a.m. A code is
+  4..8 digits and a pledge at most 3 (≤ 999), so ``4821 5`` cannot be misread. Without the
+  keyword the code must however come *first*: ``Hej 4821`` is refused (``no_keyword``), so a
+  number that happens to be in a chatty message never becomes an acknowledgement nor burns one
+  of the sender's few allowed wrong guesses.
+- E-mail: quoted text (``> …`` lines, and everything from a reply header such as
+  ``Den … skrev:`` / ``On … wrote:`` / ``-----Original Message-----``) and the signature are
+  dropped first, so a reply quoting the alarm (or an auto-reply quoting it) does not
+  acknowledge with the code printed in the quote. Then ``Vi kvitterar, kod 4821, 5
+  transporter`` reads as code 4821 and pledge 5.
+- The pledge is the token directly after the code, parsed with the chat command's own
+  :func:`commands.arguments.parse_count`: ``-3``, ``2,5``, ``100000`` and ``fem`` are each a
+  specific rejection, never a remark nor an acknowledgement without the pledge meant. A number
+  directly *before* the code (``KVITTERA 5 4821``) is refused for the same reason.
+- A negation before the code (``kvitterar inte 4821``, ``kan ikke 4821``), or ``nej``/``no``
+  right after it, is refused: a false acknowledgement is the worst outcome of this bot.
+- The remark is what follows the code and pledge, whitespace collapsed, cut at
+  :data:`commands.arguments.MAX_TEXT` characters with ``…`` (a long e-mail must not turn an
+  acknowledgement into a rejection).
+
+:func:`parse_reply` never raises and refuses oversized input before looking at it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from commands.arguments import MAX_TEXT, ArgumentProblem, parse_count
+from commands.text import fold
+
+# SMS: 10 concatenated parts of 153 characters is already more than any phone sends.
+MAX_SMS_CHARS = 2_000
+# E-mail: the text/plain part as handed over by the mail bridge, before quotes are dropped.
+MAX_EMAIL_CHARS = 100_000
+# What is left after quotes and signature: a reply, not a document.
+MAX_REPLY_CHARS = 5_000
+MAX_TOKENS = 400
+
+_KEYWORDS = frozenset(
+    fold(w)
+    for w in (
+        # sv
+        "kvittera",
+        "kvitterar",
+        "kvitterat",
+        "kvitterad",
+        "kvitteras",
+        "kvittens",
+        "kvittering",
+        "kvitera",
+        "kviterar",
+        "bekräfta",
+        "bekräftar",
+        "bekräftat",
+        # nb
+        "kvitter",
+        "kvitterer",
+        "kvittert",
+        "kvittere",
+        "bekreft",
+        "bekrefte",
+        "bekrefter",
+        "bekreftet",
+        # en
+        "ack",
+        "acked",
+        "acknowledge",
+        "acknowledged",
+        "acknowledging",
+        "confirm",
+        "confirmed",
+        "confirming",
+        # everywhere
+        "ok",
+        "okay",
+        "okej",
+        "oki",
+    )
+)
+# Words that announce the code itself ("kod 4821", "code: 4821").
+_CUES = frozenset({"kod", "koden", "kode", "code", "svar", "svara", "svarer"})
+_NEGATIONS = frozenset(
+    fold(w)
+    for w in (
+        "inte",
+        "ej",
+        "icke",
+        "ikke",
+        "ikkje",
+        "not",
+        "cannot",
+        "can't",
+        "cant",
+        "nej",
+        "nei",
+        "no",
+        "never",
+        "aldrig",
+        "aldri",
+        "kan't",
+        "don't",
+        "dont",
+    )
+)
+_NEGATING_FIRST_REMARK = frozenset({"nej", "nei", "no", "inte", "ikke", "not"})
+_CODE = re.compile(r"^[0-9]{4,8}$")
+_INCIDENT = re.compile(r"^#?h-?[0-9]+$")
+_PLACEHOLDER = re.compile(r"^[<\[(].{1,30}[>\])]$")
+_EDGE_PUNCTUATION = ".,;:!?¡¿()[]{}\"'«»„“”‘’*_#<>/\\|~`\ufffd"
+_GLUED_CUE = re.compile(r"^([^\W\d_]{2,12})[:=#]([0-9]{4,8})$")
+_REPLY_HEADER = re.compile(
+    r"^\s*(?:"
+    r"-{2,}\s*(?:original message|ursprungligt meddelande|opprinnelig melding|"
+    r"videresendt melding|vidarebefordrat meddelande|forwarded message)\s*-{2,}"
+    r"|.*\b(?:wrote|skrev)\b.*:"
+    r"|(?:från|fra|from)\s*:.*"
+    r"|_{5,}"
+    r")\s*$",
+    re.IGNORECASE,
+)
+_SIGNATURE = re.compile(r"^--\s?$")
+# Characters that carry no text: zero-width spaces, joiners, bidi marks, BOM, soft hyphen.
+_INVISIBLE_CATEGORIES = frozenset({"Cf"})
+
+
+@dataclass(frozen=True)
+class ParsedReply:
+    """A reply that names a code. ``code`` is hidden from ``repr`` so that logging a parsed
+    reply never logs a live code."""
+
+    code: str = field(repr=False)
+    pledge: int | None = None
+    remark: str = ""
+    remark_truncated: bool = False
+
+
+@dataclass(frozen=True)
+class ParseProblem:
+    """Why a reply could not be read. ``kind`` is stable (tests, metrics, audit); ``key`` and
+    ``params`` render the answer from the catalogue (the ``arg.count.*`` keys are the chat
+    command's own). Carries no code."""
+
+    kind: str
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _problem(kind: str, **params: Any) -> ParseProblem:
+    return ParseProblem(kind, f"reply.{kind}", params)
+
+
+_COUNT_KINDS = {
+    "arg.count.negative": "count_negative",
+    "arg.count.too_large": "count_too_large",
+    "arg.count.not_whole": "count_not_whole",
+    "arg.count.word": "count_word",
+    "arg.count.invalid": "count_invalid",
+}
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str  # as typed
+    core: str  # NFKC, invisible characters and edge punctuation removed
+    folded: str  # core, case- and diacritic-folded
+    start: int
+    end: int
+
+
+def _clean(text: str) -> str:
+    """Invisible characters out, other control characters to spaces, newlines kept."""
+    out = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category in _INVISIBLE_CATEGORIES:
+            continue
+        if category == "Cc" and ch not in "\n\t":
+            out.append(" ")
+        elif category in ("Zl", "Zp"):
+            out.append("\n")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def strip_quoted(body: str) -> str:
+    """The new text of an e-mail reply: quoted lines, the quoted original after its reply
+    header, and the signature removed.
+
+    A reply header ends the new text, since what follows is the original (Outlook quotes it
+    without ``>``), unless the lines after it are ``>``-quoted (bottom posting), in which case
+    only the header and the quote go. When in doubt the text is cut: a lost remark costs less
+    than acknowledging with the code printed in the quoted alarm.
+    """
+    lines = body.splitlines()
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        if _SIGNATURE.match(line):
+            break
+        if _REPLY_HEADER.match(line):
+            following = next((x for x in lines[index + 1 :] if x.strip()), "")
+            if following.lstrip().startswith(">"):
+                continue
+            break
+        if line.lstrip().startswith(">"):
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def _tokens(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    for match in re.finditer(r"\S+", text):
+        raw = match.group()
+        core = unicodedata.normalize("NFKC", raw).strip(_EDGE_PUNCTUATION)
+        glued = _GLUED_CUE.match(core)
+        if glued and fold(glued.group(1)) in _CUES | _KEYWORDS:
+            # "kod:4821" is two tokens; positions are approximate but only used for remarks.
+            cue, code = glued.group(1), glued.group(2)
+            tokens.append(_Token(cue, cue, fold(cue), match.start(), match.start()))
+            tokens.append(_Token(code, code, code, match.start(), match.end()))
+            continue
+        core = core.replace("\u2212", "-")  # a typographic minus is still a minus
+        tokens.append(_Token(raw, core, fold(core), match.start(), match.end()))
+    return tokens
+
+
+def _claims_count(token: _Token) -> bool:
+    """The chat command's rule: a numeral, a sign or a number word is meant as a count."""
+    core = token.core
+    if not core:
+        return False
+    if any(c.isnumeric() for c in core) or core[:1] in "+-":
+        return True
+    try:
+        parse_count(core)
+    except ArgumentProblem as problem:
+        return problem.key == "arg.count.word"
+    return True
+
+
+def _is_placeholder(raw: str) -> bool:
+    return bool(_PLACEHOLDER.match(raw)) and not any(c.isnumeric() for c in raw)
+
+
+def _choose_code(tokens: list[_Token]) -> int | ParseProblem:
+    candidates = [i for i, t in enumerate(tokens) if _CODE.match(t.core)]
+    if not candidates:
+        return _problem("no_code")
+    if len(candidates) == 1:
+        return candidates[0]
+    announced = [
+        i
+        for i in candidates
+        if i > 0 and (tokens[i - 1].folded in _KEYWORDS or tokens[i - 1].folded in _CUES)
+    ]
+    if len({tokens[i].core for i in announced}) == 1:
+        return announced[0]
+    if not announced and len({tokens[i].core for i in candidates}) == 1:
+        return candidates[0]  # the same code twice ("4821 ... kod 4821")
+    return _problem("ambiguous_code")
+
+
+def _remark(text: str, tokens: list[_Token], first: int) -> tuple[str, bool]:
+    if first >= len(tokens):
+        return "", False
+    rest = " ".join(text[tokens[first].start :].split()).lstrip(" ,;:-–—").strip()
+    if len(rest) <= MAX_TEXT:
+        return rest, False
+    return rest[: MAX_TEXT - 1].rstrip() + "…", True
+
+
+def _parse(text: str, channel: str) -> ParsedReply | ParseProblem:
+    if channel == "email":
+        text = strip_quoted(text)
+    text = _clean(text)
+    if not text.strip():
+        return _problem("empty")
+    if len(text) > MAX_REPLY_CHARS:
+        return _problem("too_long", max=MAX_REPLY_CHARS)
+    tokens = _tokens(text)
+    if len(tokens) > MAX_TOKENS:
+        return _problem("too_long", max=MAX_REPLY_CHARS)
+    chosen = _choose_code(tokens)
+    if isinstance(chosen, ParseProblem):
+        return chosen
+    index = chosen
+    before = tokens[:index]
+    intent = any(t.folded in _KEYWORDS or t.folded in _CUES for t in before)
+    if before and not intent and not all(_INCIDENT.match(t.folded) for t in before):
+        return _problem("no_keyword")
+    if any(t.folded in _NEGATIONS for t in before):
+        return _problem("negated")
+    previous = before[-1] if before else None
+    if (
+        previous is not None
+        and previous.folded not in _KEYWORDS
+        and previous.folded not in _CUES
+        and not _INCIDENT.match(previous.folded)
+        and _claims_count(previous)
+    ):
+        return _problem("count_before_code")
+    pledge: int | None = None
+    after = index + 1
+    if after < len(tokens) and _is_placeholder(tokens[after].text):
+        after += 1  # "KVITTERA 4821 <antal>" copied from the alarm as it stands
+    elif after < len(tokens) and _claims_count(tokens[after]):
+        try:
+            pledge = parse_count(tokens[after].core or tokens[after].text)
+        except ArgumentProblem as problem:
+            kind = _COUNT_KINDS.get(problem.key, "count_invalid")
+            return ParseProblem(kind, problem.key, dict(problem.params))
+        after += 1
+    if after < len(tokens) and tokens[after].folded in _NEGATING_FIRST_REMARK:
+        return _problem("negated")
+    remark, truncated = _remark(text, tokens, after)
+    return ParsedReply(tokens[index].core, pledge, remark, truncated)
+
+
+def parse_reply(text: object, *, channel: str = "sms") -> ParsedReply | ParseProblem:
+    """Read one SMS (``channel="sms"``) or the text/plain body of one e-mail reply
+    (``channel="email"``). Never raises: anything unreadable is a :class:`ParseProblem`."""
+    try:
+        if isinstance(text, bytes | bytearray):
+            if len(text) > 4 * MAX_EMAIL_CHARS:
+                return _problem("too_long", max=MAX_EMAIL_CHARS)
+            text = bytes(text).decode("utf-8", errors="replace")
+        if not isinstance(text, str):
+            return _problem("not_text")
+        limit = MAX_EMAIL_CHARS if channel == "email" else MAX_SMS_CHARS
+        if len(text) > limit:
+            return _problem("too_long", max=limit)
+        return _parse(text, channel)
+    except Exception:  # the contract is "never raises"; the fuzz test checks this never happens
+        return _problem("unreadable")
