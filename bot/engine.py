@@ -702,11 +702,7 @@ class Engine:
                 assert row is not None
                 if isinstance(result, Sent):
                     row.status, row.sent_at, row.remote_id = outbox.SENT, now, result.event_id
-                    row.last_error = (
-                        "resent after a crash (possible duplicate)"
-                        if item.possible_duplicate
-                        else None
-                    )
+                    row.last_error = outbox.POSSIBLE_DUPLICATE if item.possible_duplicate else None
                 elif isinstance(result, Refused):
                     row.status, row.last_error = outbox.FAILED, result.reason
                     await audit.append(

@@ -56,7 +56,6 @@ CHANNELS = (SMS, EMAIL)
 
 #: ``last_error`` of a row that was found in ``sending`` (a crash between claim and record)
 #: and then sent: the recipient may have it twice.
-POSSIBLE_DUPLICATE = "resent after a crash (possible duplicate)"
 
 _REF_RE = re.compile(r"o([0-9]{1,18})")
 _FINAL_DELIVERY = (DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value)
@@ -365,7 +364,7 @@ class ChannelOutbox:
                         row.status = outbox.SENT  # unless a failed DLR overtook the record
                     row.sent_at, row.remote_id = now, (verdict.remote_id or "")[:255] or None
                     row.next_attempt_at = None
-                    row.last_error = POSSIBLE_DUPLICATE if item.possible_duplicate else None
+                    row.last_error = outbox.POSSIBLE_DUPLICATE if item.possible_duplicate else None
                     log.log(
                         logging.WARNING if item.possible_duplicate else logging.INFO,
                         "outbox %s: %s to %s sent%s",
@@ -377,7 +376,7 @@ class ChannelOutbox:
                     continue
                 reason = verdict.reason
                 if item.possible_duplicate:
-                    reason = f"{reason} ({POSSIBLE_DUPLICATE})"
+                    reason = f"{reason} ({outbox.POSSIBLE_DUPLICATE})"
                 row.last_error = reason
                 final = verdict.outcome == "permanent" or row.attempts >= self.max_attempts
                 if final:

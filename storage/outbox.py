@@ -24,6 +24,10 @@ SENT = "sent"
 FAILED = "failed"
 SUPERSEDED = "superseded"
 
+# ``last_error`` of a row that was found ``sending`` (a crash between send and record) and was
+# sent again: the homeserver or gateway may have got it twice.
+POSSIBLE_DUPLICATE = "resent after a crash (possible duplicate)"
+
 
 async def enqueue(
     session: AsyncSession,

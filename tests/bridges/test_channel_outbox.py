@@ -22,7 +22,6 @@ from bot.demo.mailsink import MailSink, unused_port
 from bridges.email.message import make_message_id
 from bridges.email.smtp import Relay, SmtpSender
 from bridges.outbox_worker import (
-    POSSIBLE_DUPLICATE,
     ChannelOutbox,
     EmailChannelSettings,
     sms_ref,
@@ -341,7 +340,7 @@ async def test_a_row_left_sending_by_a_crash_is_resent_and_marked_possible_dupli
     for row_id in (sms_row.id, mail_row.id):
         resent = await reload(db, row_id)
         assert (resent.status, resent.attempts) == ("sent", 2)
-        assert resent.last_error == POSSIBLE_DUPLICATE
+        assert resent.last_error == outbox.POSSIBLE_DUPLICATE
 
 
 async def test_a_burst_is_held_to_the_rate_limit_and_the_rest_stays_queued(
