@@ -4,8 +4,9 @@ The idempotency key doubles as the Matrix transaction id, so a resend after a cr
 "sent" and "marked sent" is dropped by the homeserver within its dedupe window; beyond that
 window the row's own ``sent`` status is the record (DESIGN §5.8).
 
-Status: ``queued`` → ``sending`` → ``sent``; ``failed`` is permanent; ``superseded`` is a
-board edit that a newer edit of the same board replaced before it went out.
+Status: ``queued`` → ``sending`` → ``sent``; ``failed`` is permanent. A board edit that is still
+``queued`` when the board changes again is rewritten with the newest board (see
+:func:`newest_queued`), so a burst of acknowledgements costs one edit, not one per ack.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutboxRow
@@ -22,7 +23,6 @@ QUEUED = "queued"
 SENDING = "sending"
 SENT = "sent"
 FAILED = "failed"
-SUPERSEDED = "superseded"
 
 # ``last_error`` of a row that was found ``sending`` (a crash between send and record) and was
 # sent again: the homeserver or gateway may have got it twice.
@@ -145,19 +145,6 @@ async def next_due_time(session: AsyncSession, channel: str) -> datetime | None:
         .limit(1)
     )
     return (await session.execute(query)).scalar_one_or_none()
-
-
-async def supersede_queued(session: AsyncSession, key_prefix: str, keep_key: str) -> None:
-    """Mark older queued edits with this prefix as superseded by ``keep_key``."""
-    await session.execute(
-        update(OutboxRow)
-        .where(
-            OutboxRow.idempotency_key.startswith(key_prefix, autoescape=True),
-            OutboxRow.idempotency_key != keep_key,
-            OutboxRow.status == QUEUED,
-        )
-        .values(status=SUPERSEDED)
-    )
 
 
 async def all_rows(session: AsyncSession) -> list[OutboxRow]:

@@ -68,9 +68,7 @@ class BotDatabase:
                 dues = await self.due_rows()
                 rows = await self.outbox_rows()
                 if all(d.status != "pending" for d in dues) and all(
-                    r.status in (outbox.SENT, outbox.SUPERSEDED, outbox.FAILED)
-                    for r in rows
-                    if r.channel == "matrix"
+                    r.status in (outbox.SENT, outbox.FAILED) for r in rows if r.channel == "matrix"
                 ):
                     return
                 await asyncio.sleep(0.2)
