@@ -22,6 +22,7 @@ from typing import Any
 
 from nio import SyncResponse
 
+from bot.bridge_hub import BridgeHub
 from bot.clock import Clock, SystemClock
 from bot.config import LoadedConfig, redacted_dump
 from bot.due_trigger import DueTrigger
@@ -54,6 +55,7 @@ class App:
         self.session: SessionInfo | None = None
         self.engine: Engine | None = None
         self.sync: SyncLoop | None = None
+        self.bridges: BridgeHub | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
         self.failure: BaseException | None = None
@@ -122,10 +124,24 @@ class App:
             backoff_max_s=cfg.matrix.backoff_max_s,
         )
         self.engine.trigger = DueTrigger(self._fire_due)
+        if cfg.bridges is not None:
+            # Before the first sync: replies and delivery reports may already be waiting.
+            self.bridges = BridgeHub(
+                cfg,
+                cfg.bridges,
+                base_dir=self.loaded.base_dir,
+                db=self.db,
+                clock=self.clock,
+                engine=self.engine,
+                fault=self.faults.hit,
+            )
+            await self.bridges.start()
         self._spawn("sync", self.sync.run())
         self._spawn("due-times", self._start_due_times(self.sync.first_sync_done), forever=False)
         self._spawn("inbox", self.engine.run_inbox_worker(self.sync.first_sync_done))
         self._spawn("outbox", self.engine.run_outbox_worker(self.sync.first_sync_done))
+        if self.bridges is not None:
+            self._spawn("bridges", self.bridges.run())
 
     async def _start_due_times(self, ready: asyncio.Event) -> None:
         """Rebuild the trigger from the database once rooms are known; missed ones fire now."""
@@ -204,6 +220,8 @@ class App:
             if self.engine.trigger is not None:
                 self.engine.trigger.shutdown()
             await self.engine.finish_inflight()
+        if self.bridges is not None:
+            await self.bridges.stop()
         if self.session is not None:
             await self.session.client.close()
         await self.db.close()

@@ -353,6 +353,170 @@ class ChainConfig(_Strict):
     )
 
 
+_HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+HttpUrl = Annotated[str, AfterValidator(_matches(_HTTP_URL, "an http(s) URL without query"))]
+
+
+class SmsGatewayConfig(_Strict):
+    """One SMS gateway (Kannel's ``sendsms`` interface). Several are tried in order."""
+
+    url: HttpUrl = Field(
+        description="the gateway's sendsms URL, without credentials or query",
+        examples=["http://127.0.0.1:13013/cgi-bin/sendsms"],
+    )
+    username: str = Field(min_length=1, description="sendsms user", examples=["larmkedja"])
+    password: SecretRef = Field(
+        description="sendsms password", examples=[{"env": "LARMKEDJA_SMS_PASSWORD"}]
+    )
+    name: str = Field("", description="what logs call this gateway (default: host:port)")
+
+
+class SmsBridgeConfig(_Strict):
+    """Short text alarms through an SMS gateway (Rakel stand-in); replies acknowledge."""
+
+    gateways: list[SmsGatewayConfig] = Field(
+        min_length=1,
+        description="gateways in order of preference; the next one is used when one fails",
+        examples=[
+            [
+                {
+                    "url": "http://127.0.0.1:13013/cgi-bin/sendsms",
+                    "username": "larmkedja",
+                    "password": {"env": "LARMKEDJA_SMS_PASSWORD"},
+                }
+            ]
+        ],
+    )
+    sender_id: str = Field(
+        "larmkedja",
+        min_length=1,
+        max_length=16,
+        description="the sender number or name the gateway puts on our SMS (replies come to "
+        "the number the gateway routes to the bot)",
+    )
+    delivery_reports: bool = Field(
+        True, description="ask the gateway for delivery reports (needs [bridges.http])"
+    )
+    delivery_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        le=86_400,
+        description="an alarm SMS not reported delivered this long after it was written moves "
+        "the party on to its next channel",
+    )
+    rate_per_s: float = Field(10.0, gt=0, le=1000, description="SMS per second at most")
+    budget_segments: int = Field(
+        3, ge=1, le=10, description="longest SMS in segments; longer texts are shortened"
+    )
+
+
+class SmtpRelayConfig(_Strict):
+    """One SMTP relay (submission server); several are tried in order."""
+
+    host: str = Field(min_length=1, examples=["smtp.region.example"])
+    port: int = Field(587, ge=1, le=65535)
+    username: str | None = Field(None, description="login, if the relay wants one")
+    password: SecretRef | None = Field(
+        None, description="the login's password", examples=[{"env": "LARMKEDJA_SMTP_PASSWORD"}]
+    )
+    starttls: bool = Field(
+        True, description="require STARTTLS (never send credentials in clear text)"
+    )
+    timeout_s: float = Field(10.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _login_complete(self) -> SmtpRelayConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both username and password, or neither")
+        return self
+
+
+class EmailBridgeConfig(_Strict):
+    """E-mail to function addresses (SDK stand-in); replies come to the bot's own listener."""
+
+    address: Email = Field(
+        description="the bot's function address: From of every alarm mail, where replies go",
+        examples=["larm@larmkedja.region.example"],
+    )
+    sender_name: str = Field("larmkedja", description="display name in From")
+    message_id_domain: str | None = Field(
+        None, description="domain of Message-IDs (default: the domain of 'address')"
+    )
+    relays: list[SmtpRelayConfig] = Field(
+        min_length=1,
+        description="outgoing relays in order of preference",
+        examples=[[{"host": "smtp.region.example", "port": 587}]],
+    )
+    listen_host: str = Field(
+        "127.0.0.1",
+        description="where the reply listener (SMTP) listens; the organisation's mail server "
+        "relays mail for 'address' here",
+    )
+    listen_port: int = Field(2525, ge=0, le=65535, description="0: any free port")
+    accept: list[str] = Field(
+        default_factory=list,
+        description="addresses or domains the listener takes mail for (default: 'address')",
+    )
+    allowed_clients: list[str] = Field(
+        default_factory=list,
+        description="networks that may deliver replies (default: any); e.g. the mail server",
+        examples=[["127.0.0.1/32"]],
+    )
+    rate_per_s: float = Field(10.0, gt=0, le=1000, description="mails per second at most")
+
+
+class HttpConfig(_Strict):
+    """The bot's HTTP endpoints: health, metrics, SMS gateway callbacks, acknowledge-by-link."""
+
+    host: str = Field("127.0.0.1", description="listen address (loopback by default)")
+    port: int = Field(8080, ge=0, le=65535, description="0: any free port")
+    public_base_url: HttpUrl | None = Field(
+        None,
+        description="how recipients reach these endpoints (behind a reverse proxy); without "
+        "it e-mail carries no acknowledge link",
+        examples=["https://larmkedja.region.example"],
+    )
+    gateway_secret: SecretRef | None = Field(
+        None,
+        description="shared secret in the SMS gateway's callback URLs (at least 16 characters)"
+        "; needed for SMS replies and delivery reports",
+        examples=[{"env": "LARMKEDJA_GATEWAY_SECRET"}],
+    )
+
+
+class BridgesConfig(_Strict):
+    """Channels besides Matrix: every alarm also goes out by SMS and e-mail, and a reply with
+    the message's code (or the e-mail's link) acknowledges."""
+
+    secret: SecretRef = Field(
+        description="signs acknowledge links and derives reply codes (keep it private, at "
+        "least 16 characters)",
+        examples=[{"env": "LARMKEDJA_BRIDGE_SECRET"}],
+    )
+    reply_code_ttl_min: float = Field(
+        240, gt=0, le=10_080, description="how long a reply code or link acknowledges"
+    )
+    max_attempts: int = Field(
+        8, ge=1, le=100, description="tries per message before it counts as failed"
+    )
+    backoff_initial_s: float = Field(5.0, gt=0, le=600, description="first retry delay")
+    backoff_max_s: float = Field(300.0, gt=0, le=3600, description="longest retry delay")
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    sms: SmsBridgeConfig | None = None
+    email: EmailBridgeConfig | None = None
+
+    @model_validator(mode="after")
+    def _needs(self) -> BridgesConfig:
+        if self.sms is not None and self.http.gateway_secret is None:
+            raise ValueError(
+                "bridges.http.gateway_secret: SMS replies and delivery reports need it"
+            )
+        return self
+
+    def channels(self) -> tuple[str, ...]:
+        return tuple(c for c in ("sms", "email") if getattr(self, c) is not None)
+
+
 class Config(_Strict):
     """The whole configuration file."""
 
@@ -369,6 +533,10 @@ class Config(_Strict):
     )
     regions: list[RegionConfig] = Field(min_length=1)
     parties: list[OtherPartyConfig] = Field(default_factory=list)
+    bridges: BridgesConfig | None = Field(
+        None,
+        description="SMS and e-mail; without this table alarms go to Matrix rooms only",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
@@ -443,6 +611,30 @@ class Config(_Strict):
     # Convenience look-ups used all over the bot; cheap enough to compute on demand.
     def all_parties(self) -> list[PartyConfig]:
         return [*self.regions, *self.parties]
+
+    def bridge_channels(self) -> tuple[str, ...]:
+        """The non-Matrix channels the bot can send on: ``sms`` and/or ``email``."""
+        return () if self.bridges is None else self.bridges.channels()
+
+    def links_enabled(self) -> bool:
+        """Alarm e-mail carries an acknowledge link (needs the public URL of the endpoints)."""
+        return (
+            self.bridges is not None
+            and self.bridges.email is not None
+            and self.bridges.http.public_base_url is not None
+        )
+
+    def party_for_destination(self, channel: str, destination: str) -> PartyConfig | None:
+        """The party a number or address belongs to (for the language of an answer)."""
+
+        def norm(value: str) -> str:
+            return value.strip().lstrip("+") if channel == "sms" else value.strip().lower()
+
+        wanted = norm(destination)
+        for party in self.all_parties():
+            if wanted in {norm(d) for d in (party.sms if channel == "sms" else party.email)}:
+                return party
+        return None
 
     def policy_for(self, party: PartyConfig) -> EscalationConfig:
         """The escalation policy of ``party``: its own, or the default."""

@@ -29,9 +29,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.channel_replies import CHANNEL_KINDS, ChannelReplies
 from bot.clock import Clock
 from bot.config import Config
 from bot.due_trigger import DueTrigger
+from bot.http.app import AckForm, AckOutcome
 from bot.i18n import Catalog
 from bot.matrix.gateway import MatrixGateway
 from bot.matrix.sender import (
@@ -42,6 +44,7 @@ from bot.matrix.sender import (
     Sent,
     build_content,
 )
+from bridges.signed_links import LinkClaim
 from commands import dispatch, escalation
 from commands.context import CommandContext, Invocation, Reaction
 from commands.outcome import AuditEntry, BoardPost, Outcome, Post
@@ -93,6 +96,8 @@ class Faults:
         "after-send",
         "before-due",
         "after-due",
+        "before-channel-send",
+        "after-channel-send",
     )
 
     def __init__(self, point: str | None, marker_dir: str | None) -> None:
@@ -153,6 +158,15 @@ class Engine:
         self._inflight: set[asyncio.Task[None]] = set()
         self.trigger: DueTrigger | None = None
         self._lanes: dict[str, asyncio.Task[None]] = {}
+        # Set by the composition root when SMS or e-mail is configured.
+        self.channel_replies: ChannelReplies | None = None
+        self.channel_wakeup: Callable[[], None] | None = None
+
+    def wake_outboxes(self) -> None:
+        """Something was queued: the Matrix outbox and the SMS/e-mail outbox look now."""
+        self.outbox_wakeup.set()
+        if self.channel_wakeup is not None:
+            self.channel_wakeup()
 
     # ---- inbound ------------------------------------------------------------------------
 
@@ -164,6 +178,35 @@ class Engine:
             if any(e.kind == "message" for e in events):
                 self.faults.hit("after-inbox-store")  # a command stored, not yet handled
             self.inbox_wakeup.set()
+
+    async def store_external(self, event: inbox.InboundEvent) -> bool:
+        """Store one event from another channel (an SMS, an e-mail); True if it was new. The
+        caller answers its gateway only after this returns, so nothing is acknowledged to a
+        gateway that is not in the database."""
+        async with self.db.write() as session:
+            new_ids = await inbox.store(session, [event], self.clock.now())
+        if new_ids:
+            self.inbox_wakeup.set()
+        return bool(new_ids)
+
+    async def ack_by_link(self, claim: LinkClaim, form: AckForm) -> AckOutcome:
+        """A POST to an acknowledge link: redeem, acknowledge and write it all in one go."""
+        assert self.channel_replies is not None
+        async with self.db.write() as session:
+            now = self.clock.now()
+            outcome, answer = await self.channel_replies.decide_link(
+                session, claim, form, self.make_context(session)
+            )
+            await self.write_outcome(
+                session,
+                source_id=f"link:{claim.outbox_key}:{now.timestamp():.0f}",
+                actor=f"link:{claim.party_id}",
+                outcome=outcome,
+                now=now,
+            )
+        self.wake_outboxes()
+        await self.rearm()
+        return answer
 
     async def run_inbox_worker(self, ready: asyncio.Event) -> None:
         """Handle commands, but only once the first full-state sync told us what each room is
@@ -205,7 +248,7 @@ class Engine:
                 await self._write_outcome(session, row, outcome, now)
                 inbox.mark(row, status, now)
             self.handled += 1
-            self.outbox_wakeup.set()  # what it decided may go out now
+            self.wake_outboxes()  # what it decided may go out now
             await self.rearm()  # an alarm, ack or stand-down changes what is due
             if membership is not None:  # the decision is recorded: now act on it
                 await self._act_on_membership(membership)
@@ -214,9 +257,23 @@ class Engine:
         except Exception as exc:
             log.exception("handling inbox row %s failed", row_id)
             await self._record_failure(row_id, exc)
-        self.outbox_wakeup.set()
+        self.wake_outboxes()
 
     async def _decide(self, session: AsyncSession, row: InboxRow) -> tuple[Outcome, str]:
+        if row.kind in CHANNEL_KINDS:
+            if self.channel_replies is None:  # stored while bridges were on, now off
+                return Outcome(
+                    audit=[
+                        AuditEntry(
+                            "inbound_reply.ignored", None, {"reason": "bridge not configured"}
+                        )
+                    ]
+                ), inbox.IGNORED
+            at = datetime.fromtimestamp(row.origin_ts / 1000, tz=self.clock.now().tzinfo)
+            outcome = await self.channel_replies.decide(
+                session, row, self.make_context(session), at
+            )
+            return outcome, inbox.HANDLED
         room_id = row.room_id or ""
         if room_id not in self.config.known_rooms():
             return Outcome(
@@ -375,16 +432,15 @@ class Engine:
             )
             for post in outcome.posts
         ]
-        # Channels without a sender yet stay queued: recorded as pending for their channel.
         rows += [
             OutboxRow(
                 idempotency_key=f"{source_id}:{d.key}",
                 channel=d.channel,
                 destination=d.destination,
-                purpose="escalation",
+                purpose=d.purpose,
                 created_at=now,
                 incident_id=d.incident_id,
-                payload={"body": d.body},
+                payload={"body": d.body, **({"party_id": d.party_id} if d.party_id else {})},
             )
             for d in outcome.deliveries
         ]
@@ -495,7 +551,7 @@ class Engine:
                     )
                 self.faults.hit("after-due")
                 fired += 1
-                self.outbox_wakeup.set()
+                self.wake_outboxes()
         await self.rearm()
         return fired
 
@@ -560,7 +616,7 @@ class Engine:
                         now=now,
                         payload={"body": text_ask, "mentions": [row.sender], "in_reply_to": None},
                     )
-                    self.outbox_wakeup.set()
+                    self.wake_outboxes()
 
     async def warn_unencrypted_rooms(self) -> None:
         """A configured room that is not encrypted gets one content-free warning, audited."""
@@ -589,7 +645,7 @@ class Engine:
                         subject=room_id,
                         detail={"reason": "refusing to work here"},
                     )
-            self.outbox_wakeup.set()
+            self.wake_outboxes()
 
     # ---- outbound -----------------------------------------------------------------------
 
@@ -664,7 +720,7 @@ class Engine:
         self._inflight.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery lane for %s failed: %r", room, task.exception())
-        self.outbox_wakeup.set()
+        self.wake_outboxes()
 
     async def finish_inflight(self, timeout: float = 15.0) -> None:
         """Let sends under way complete and be recorded (called on stop)."""
@@ -717,7 +773,8 @@ class Engine:
                     row.status, row.last_error = outbox.QUEUED, result.reason
                     backoff = result.after_s
                     if backoff is None:
-                        backoff = min(2 ** min(row.attempts, 9), 300) * random.uniform(0.5, 1.0)
+                        cap = self.config.matrix.backoff_max_s
+                        backoff = min(2 ** min(row.attempts, 9), cap) * random.uniform(0.5, 1.0)
                     row.next_attempt_at = now + timedelta(seconds=backoff)
             for item in unsent:
                 row = await session.get(OutboxRow, item.row_id)

@@ -29,7 +29,7 @@ import logging
 import math
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -68,6 +68,11 @@ _MAIL_KINDS = {
     "stand-down": MailKind.STAND_DOWN,
     "situation-report": MailKind.SITUATION_REPORT,
 }
+
+
+#: Called for each row as it is claimed, inside the claim transaction: returns the payload to
+#: send (e.g. with the recipient's reply code filled in, never stored), or a reason not to.
+Prepare = Callable[[AsyncSession, OutboxRow, datetime], Awaitable[dict[str, Any] | str]]
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,8 @@ class ChannelOutbox:
         max_concurrent: int = 8,
         idle_s: float = 5.0,
         rng: random.Random | None = None,
+        prepare: Prepare | None = None,
+        fault: Callable[[str], None] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least one")
@@ -200,6 +207,8 @@ class ChannelOutbox:
         self.sms_budget_segments = sms_budget_segments
         self.idle_s = idle_s
         self._rng = rng or random.Random()
+        self._prepare = prepare
+        self._fault = fault or (lambda _point: None)
         self._buckets = {
             channel: TokenBucket(clock, rate, (burst or {}).get(channel))
             for channel, rate in (rate_per_s or {}).items()
@@ -263,7 +272,9 @@ class ChannelOutbox:
             claimed = await self._claim()
             if not claimed:
                 return 0
+            self._fault("before-channel-send")
             verdicts = await asyncio.gather(*(self._send(item) for item in claimed))
+            self._fault("after-channel-send")
             await self._record(list(zip(claimed, verdicts, strict=True)))
             return len(claimed)
 
@@ -278,6 +289,13 @@ class ChannelOutbox:
                     if bucket is not None and not bucket.take():
                         self._held_back.add(channel)  # stays as it is, not an attempt
                         break
+                    payload = dict(row.payload or {})
+                    if self._prepare is not None:
+                        prepared = await self._prepare(session, row, now)
+                        if isinstance(prepared, str):
+                            await self._cancel(session, row, prepared, now)
+                            continue
+                        payload = prepared
                     claimed.append(
                         _Claimed(
                             row_id=row.id,
@@ -285,7 +303,7 @@ class ChannelOutbox:
                             channel=channel,
                             destination=row.destination,
                             purpose=row.purpose,
-                            payload=dict(row.payload or {}),
+                            payload=payload,
                             incident_id=row.incident_id,
                             possible_duplicate=row.status == outbox.SENDING,
                         )
@@ -293,6 +311,25 @@ class ChannelOutbox:
                     row.status = outbox.SENDING
                     row.attempts += 1
         return claimed
+
+    async def _cancel(
+        self, session: AsyncSession, row: OutboxRow, reason: str, now: datetime
+    ) -> None:
+        """A message that is no longer wanted (the party acknowledged meanwhile, the incident
+        was stood down) is not sent: an alarm after the answer only confuses."""
+        row.status, row.next_attempt_at, row.last_error = outbox.CANCELLED, None, reason
+        masked = mask_destination(row.destination)
+        log.info(
+            "outbox %s: %s to %s not sent: %s", row.idempotency_key, row.channel, masked, reason
+        )
+        await audit.append(
+            session,
+            at=now,
+            actor=ACTOR,
+            action="outbox.cancelled",
+            subject=masked,
+            detail={"key": row.idempotency_key, "channel": row.channel, "reason": reason},
+        )
 
     async def _send(self, item: _Claimed) -> _Verdict:
         async with self._slots:

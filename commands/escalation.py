@@ -215,23 +215,43 @@ def _decide(
                     incident_id=incident.id,
                 )
             )
+        channels = ctx.config.bridge_channels()
         if "sms" in fired.channels:
             sms = render_sms(incident, member, fired, voice)
             deliveries.extend(
-                Delivery("sms", number, sms, key=f"sms:{number}:{key}", incident_id=incident.id)
-                for number in party.sms
+                Delivery(
+                    "sms",
+                    number,
+                    sms,
+                    key=f"sms:{number}:{key}",
+                    incident_id=incident.id,
+                    party_id=party.id,
+                )
+                for number in (party.sms if "sms" in channels else ())
             )
-            if not party.sms:
+            if not party.sms or "sms" not in channels:
                 skipped.append("sms")
         if "email" in fired.channels:
-            email = render_email(incident, member, fired, voice, ack_command=ack_command)
+            email = render_email(
+                incident,
+                member,
+                fired,
+                voice,
+                ack_command=ack_command,
+                with_link=ctx.config.links_enabled(),
+            )
             deliveries.extend(
                 Delivery(
-                    "email", address, email, key=f"email:{address}:{key}", incident_id=incident.id
+                    "email",
+                    address,
+                    email,
+                    key=f"email:{address}:{key}",
+                    incident_id=incident.id,
+                    party_id=party.id,
                 )
-                for address in party.email
+                for address in (party.email if "email" in channels else ())
             )
-            if not party.email:
+            if not party.email or "email" not in channels:
                 skipped.append("email")
     following = incident.next_due(party.id)
     detail = _detail(

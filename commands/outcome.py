@@ -44,12 +44,19 @@ class BoardPost:
     body: str
 
 
+#: Placeholders in an SMS or e-mail body, filled in by the channel outbox when it sends: the
+#: recipient's reply code, and the e-mail's acknowledge link.
+CODE = "{code}"
+LINK = "{link}"
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One message on a non-Matrix channel (``sms``, ``email``) to one number or address.
 
-    Until a channel's bridge exists the engine records it as a queued outbox row of that
-    channel: pending, visible, never silently dropped.
+    The engine writes it as an outbox row of that channel; the channel outbox sends it. A body
+    with the placeholder ``{code}`` (and ``{link}`` in e-mail) can be answered: the outbox
+    fills in the recipient's reply code for ``party_id`` when it sends.
     """
 
     channel: str
@@ -57,6 +64,8 @@ class Delivery:
     body: str
     key: str
     incident_id: str | None = None
+    party_id: str | None = None
+    purpose: str = "escalation"  # alarm | escalation | reply | notice
 
 
 @dataclass(frozen=True)

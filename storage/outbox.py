@@ -23,6 +23,7 @@ QUEUED = "queued"
 SENDING = "sending"
 SENT = "sent"
 FAILED = "failed"
+CANCELLED = "cancelled"  # no longer wanted when its turn came (acknowledged, stood down)
 
 # ``last_error`` of a row that was found ``sending`` (a crash between send and record) and was
 # sent again: the homeserver or gateway may have got it twice.

@@ -18,6 +18,7 @@ import tomli_w
 
 from bot.demo.homeserver import ThrowawayHomeserver
 from bot.demo.people import Cast, Person
+from bot.demo.rig import BridgeRig
 
 # Sjukvårdsregion Mellansverige: (id, name).
 MELLANSVERIGE: tuple[tuple[str, str], ...] = (
@@ -84,8 +85,11 @@ async def build_world(
     coordination: bool = True,
     unique: bool = True,
     extra_matrix: dict[str, Any] | None = None,
+    rig: BridgeRig | None = None,
 ) -> World:
-    """Register everyone, create the rooms with the bot invited and write the bot's config."""
+    """Register everyone, create the rooms with the bot invited and write the bot's config.
+    With ``rig`` every party also has a phone number and a function mailbox on it, and the
+    config gets the ``[bridges]`` table."""
     workdir.mkdir(parents=True, exist_ok=True)
     cast = Cast(homeserver, workdir / "people", unique=unique)
     suffix = f"-{secrets.token_hex(3)}" if unique else ""
@@ -110,13 +114,16 @@ async def build_world(
         room = await person.create_encrypted_room(name, invite=[bot_user_id])
         world.officers[party_id] = person
         world.rooms[party_id] = room
-        return {
+        entry: dict[str, Any] = {
             "id": party_id,
             "name": name,
             "language": languages.get(party_id, "sv"),
             "room": room,
             "duty_officers": [person.user_id],
         }
+        if rig is not None:  # reached by SMS and e-mail too
+            entry.update(sms=[rig.number(party_id)], email=[rig.address(party_id)])
+        return entry
 
     region_entries = await asyncio.gather(*(party(pid, name) for pid, name in regions))
     others: list[dict[str, Any]] = []
@@ -154,5 +161,7 @@ async def build_world(
         "regions": list(region_entries),
         "parties": others,
     }
+    if rig is not None:
+        world.config["bridges"] = rig.bridges_table()
     world.write_config()
     return world

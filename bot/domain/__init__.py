@@ -8,6 +8,7 @@ milliseconds and keeps transport failures from ever corrupting an incident's sta
 
 from bot.domain.ack import Ack, Pledge
 from bot.domain.chain import AlarmChain, ChainParty, Requirement, chain_template
+from bot.domain.delivery import NOTHING_LEFT, DeliveryProblem, next_channel
 from bot.domain.errors import (
     AlreadyAlarmed,
     AlreadyStoodDown,
@@ -42,6 +43,9 @@ from bot.domain.party import Party, PartyKind
 from bot.domain.repository import AlarmLookup, AlarmRef, IncidentRepository
 
 __all__ = [
+    "NOTHING_LEFT",
+    "DeliveryProblem",
+    "next_channel",
     "LATE_TOLERANCE",
     "NO_ESCALATION",
     "PLEDGE",

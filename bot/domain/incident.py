@@ -40,6 +40,7 @@ from typing import Any
 from bot.clock import Clock
 from bot.domain.ack import Ack, Pledge
 from bot.domain.chain import AlarmChain, ChainParty, Requirement
+from bot.domain.delivery import DeliveryProblem
 from bot.domain.errors import (
     AlreadyAlarmed,
     AlreadyStoodDown,
@@ -160,6 +161,7 @@ class Incident:
         stand_down_remark: str = "",
         dues: Iterable[Due] = (),
         fired: Iterable[FiredStep] = (),
+        delivery_problems: Iterable[DeliveryProblem] = (),
     ) -> None:
         self.number = number
         self.region_id = region_id
@@ -178,6 +180,7 @@ class Incident:
         self.stand_down_remark = stand_down_remark
         self.dues: list[Due] = list(dues)  # pending: at most one step and one pledge per party
         self.fired: list[FiredStep] = list(fired)  # in the order they fired
+        self.delivery_problems: list[DeliveryProblem] = list(delivery_problems)
 
     # -- creation ----------------------------------------------------------------------------
 
@@ -412,6 +415,23 @@ class Incident:
 
     # -- views -------------------------------------------------------------------------------
 
+    def record_delivery_problem(
+        self, party_id: str, channel: str, fell_back_to: str, at: datetime, reason: str = ""
+    ) -> DeliveryProblem | None:
+        """Note that ``channel`` did not reach ``party_id`` and where the alarm went instead.
+        Returns None (and changes nothing) if this party and channel already have one: the
+        fallback happens once, however many numbers of the channel fail."""
+        if self.chain is None or self.chain.party(party_id) is None:
+            raise NotInChain(self.id, party_id)
+        if any(p.party_id == party_id and p.channel == channel for p in self.delivery_problems):
+            return None
+        problem = DeliveryProblem(party_id, channel, fell_back_to, at, reason)
+        self.delivery_problems.append(problem)
+        return problem
+
+    def delivery_problems_of(self, party_id: str) -> tuple[DeliveryProblem, ...]:
+        return tuple(p for p in self.delivery_problems if p.party_id == party_id)
+
     def acks_of(self, party_id: str) -> tuple[Ack, ...]:
         return tuple(a for a in self.acks if a.party_id == party_id)
 
@@ -482,6 +502,7 @@ class Incident:
             "stand_down_remark": self.stand_down_remark,
             "dues": [d.to_dict() for d in self.pending_dues()],
             "fired": [f.to_dict() for f in self.fired],
+            "delivery_problems": [p.to_dict() for p in self.delivery_problems],
         }
 
     @classmethod
@@ -515,6 +536,9 @@ class Incident:
             stand_down_remark=data.get("stand_down_remark", ""),
             dues=[Due.from_dict(incident_id, d) for d in data.get("dues", ())],
             fired=[FiredStep.from_dict(incident_id, f) for f in data.get("fired", ())],
+            delivery_problems=[
+                DeliveryProblem.from_dict(p) for p in data.get("delivery_problems", ())
+            ],
         )
 
     def __eq__(self, other: object) -> bool:

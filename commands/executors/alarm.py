@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from bot.domain import AlreadyAlarmed, AlreadyStoodDown
+from collections.abc import Sequence
+
+from bot.domain import AlreadyAlarmed, AlreadyStoodDown, ChainParty, Incident
 from commands.context import CommandContext
 from commands.declaration import Call
 from commands.lookup import incident_of_region
-from commands.outcome import AuditEntry, Outcome, Post
+from commands.outcome import AuditEntry, Delivery, Outcome, Post
 from commands.parties import chain_for
 from commands.render import render_alarm, render_chain_started
+from commands.render.bridges import render_alarm_email, render_alarm_sms
 from commands.replies import (
     HANDLED,
     boards,
@@ -79,6 +82,7 @@ async def execute_alarm(call: Call, ctx: CommandContext) -> Outcome:
                 incident_id=incident.id,
             )
         )
+    deliveries = alarm_deliveries(incident, started.parties, call, ctx)
     posts.append(reply(call, render_chain_started(incident, started, voice)))
     audit = [
         AuditEntry(
@@ -88,9 +92,63 @@ async def execute_alarm(call: Call, ctx: CommandContext) -> Outcome:
                 call,
                 parties=[p.id for p in started.parties],
                 rooms={p.id: p.party.room for p in started.parties},
+                deliveries=[{"channel": d.channel, "party": d.party_id} for d in deliveries],
             ),
         )
     ]
     if started.completed:
         audit.append(AuditEntry("chain.completed", incident.id, {"parties": []}))
-    return Outcome(posts=posts, boards=boards(call, ctx, incident), audit=audit, reaction=HANDLED)
+    return Outcome(
+        posts=posts,
+        boards=boards(call, ctx, incident),
+        audit=audit,
+        deliveries=deliveries,
+        reaction=HANDLED,
+    )
+
+
+def alarm_deliveries(
+    incident: Incident, members: Sequence[ChainParty], call: Call, ctx: CommandContext
+) -> list[Delivery]:
+    """The alarm on every other channel a party has: no single channel is trusted, so each
+    number and function address gets it at once, with its own reply code."""
+    channels = ctx.config.bridge_channels()
+    out: list[Delivery] = []
+    for member in members:
+        party = member.party
+        voice = voice_in(call, ctx, party.language)
+        if "sms" in channels and party.sms:
+            text = render_alarm_sms(incident, member, voice)
+            out += [
+                Delivery(
+                    "sms",
+                    number,
+                    text,
+                    key=f"alarm-sms:{party.id}:{number}",
+                    incident_id=incident.id,
+                    party_id=party.id,
+                    purpose="alarm",
+                )
+                for number in party.sms
+            ]
+        if "email" in channels and party.email:
+            mail = render_alarm_email(
+                incident,
+                member,
+                voice,
+                ack_command=call.registry.display("ack", party.language),
+                with_link=ctx.config.links_enabled(),
+            )
+            out += [
+                Delivery(
+                    "email",
+                    address,
+                    mail,
+                    key=f"alarm-email:{party.id}:{address}",
+                    incident_id=incident.id,
+                    party_id=party.id,
+                    purpose="alarm",
+                )
+                for address in party.email
+            ]
+    return out

@@ -14,13 +14,34 @@ from bot.domain import ChainParty, Incident, IncidentState
 from commands.render.escalation import render_party_escalation
 from commands.render.voice import Voice
 
+_NEXT_KEYS = {
+    "email": "delivery.next.email",
+    "backup": "delivery.next.backup",
+    "none": "delivery.next.none",
+}
+
+
+def _delivery_problems(incident: Incident, party_id: str, voice: Voice) -> str:
+    """`` · ⚠️ via sms ej levererat 04:07 → e-post``: a channel that did not reach the party."""
+    return "".join(
+        voice.text(
+            "board.delivery.failed",
+            channel=voice.channel(p.channel),
+            time=voice.time(p.at),
+            next=voice.text(_NEXT_KEYS.get(p.fell_back_to, "delivery.next.none")),
+        )
+        for p in incident.delivery_problems_of(party_id)
+    )
+
 
 def _party_line(incident: Incident, member: ChainParty, voice: Voice) -> str:
     party = member.party
     first = incident.first_ack(party.id)
     if first is None:
-        return voice.text("board.party.missing", party=party.name) + render_party_escalation(
-            incident, member, voice
+        return (
+            voice.text("board.party.missing", party=party.name)
+            + render_party_escalation(incident, member, voice)
+            + _delivery_problems(incident, party.id, voice)
         )
     line = voice.text(
         "board.party.acknowledged",

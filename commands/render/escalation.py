@@ -12,6 +12,7 @@ from datetime import datetime
 
 from bot.domain import Action, ChainParty, Due, FiredStep, Incident
 from bot.domain.escalation import PLEDGE, STEP
+from commands.render.bridges import email_reply_lines, sms_headline, sms_reply_line
 from commands.render.messages import render_alarm
 from commands.render.voice import Voice
 
@@ -27,7 +28,6 @@ _CHANNEL_KEYS = {
     "sms": "escalation.channel.sms",
     "email": "escalation.channel.email",
 }
-SMS_HEADLINE = 60  # characters of the headline an SMS keeps
 
 
 def action_name(voice: Voice, action: Action, channels: Sequence[str] = ()) -> str:
@@ -179,26 +179,29 @@ def render_pledge_reminder(
 
 
 def render_sms(incident: Incident, member: ChainParty, fired: FiredStep, voice: Voice) -> str:
-    """One short, plain line (no emoji: GSM-7), the headline cut to fit."""
-    headline = incident.headline
-    if len(headline) > SMS_HEADLINE:
-        headline = headline[: SMS_HEADLINE - 3].rstrip() + "..."
+    """One short, plain paragraph (no emoji: GSM-7), the headline cut, the reply line last."""
     text = voice.text(
         "escalation.sms",
         incident=incident.id,
         level=voice.level(incident.level),
-        headline=headline,
+        headline=sms_headline(incident),
         region=incident.region_name,
         party=member.party.name,
         time=voice.time(_alarmed_at(incident, fired)),
     )
     if fired.is_late:
         text += voice.text("escalation.sms.late", delay=voice.delay(fired.late_by))
-    return text
+    return voice.lines(text, sms_reply_line(member, voice))
 
 
 def render_email(
-    incident: Incident, member: ChainParty, fired: FiredStep, voice: Voice, *, ack_command: str
+    incident: Incident,
+    member: ChainParty,
+    fired: FiredStep,
+    voice: Voice,
+    *,
+    ack_command: str,
+    with_link: bool = False,
 ) -> str:
     """The alarm again as plain-text e-mail to a function address; the first line is its
     subject."""
@@ -213,8 +216,9 @@ def render_email(
         voice.text("alarm.ask.acknowledge"),
         voice.text("alarm.ask.transports", count=transports) if transports > 0 else None,
         voice.text("alarm.ask.blood_centres") if requirement.alarm_blood_centres else None,
-        voice.text("escalation.email.how", command=ack_command),
         _late_line(fired, voice),
+        "",
+        *email_reply_lines(member, voice, ack_command=ack_command, with_link=with_link),
     )
 
 

@@ -28,6 +28,7 @@ _CHANNEL_KEYS = {
     "reaction": "channel.reaction",
     "sms": "channel.sms",
     "email": "channel.email",
+    "link": "channel.link",
 }
 
 

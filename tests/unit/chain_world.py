@@ -82,6 +82,7 @@ def mellansverige(
     with_blood_centre: bool = True,
     escalation: dict[str, Any] | None = None,
     party_overrides: dict[str, dict[str, Any]] | None = None,
+    bridges: bool = True,
 ) -> Config:
     """Sjukvårdsregion Mellansverige: seven regions, Socialstyrelsen as national duty officer
     and Uppsala's blood centre. ``languages`` overrides a party's language by id;
@@ -127,6 +128,21 @@ def mellansverige(
     }
     if escalation is not None:
         data["escalation"] = escalation
+    if bridges:  # SMS and e-mail configured (nothing is started: executors only decide)
+        data["bridges"] = {
+            "secret": {"value": "unit-test-bridge-secret"},
+            "http": {"gateway_secret": {"value": "unit-test-gateway-secret"}},
+            "sms": {
+                "gateways": [
+                    {
+                        "url": "http://127.0.0.1:1/cgi-bin/sendsms",
+                        "username": "u",
+                        "password": {"value": "p"},
+                    }
+                ]
+            },
+            "email": {"address": "larm@larmkedja.example", "relays": [{"host": "127.0.0.1"}]},
+        }
     return parse_config(data)
 
 

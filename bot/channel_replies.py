@@ -1,0 +1,151 @@
+"""Replies by SMS, e-mail and link: parse, redeem the reply code, decide. One transaction.
+
+The engine calls :meth:`ChannelReplies.decide` for an inbox row of kind ``sms`` or ``email``
+inside the write transaction that also marks the row handled, so a reply's code is used up if
+and only if its acknowledgement (or refusal) is stored. :meth:`ChannelReplies.decide_link` does
+the same for a POST to an acknowledge link. What an acknowledgement *means* is decided in
+:mod:`commands.channel_ack`; this module only turns channel input into that call.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import Pledge
+from bot.http.app import AckForm, AckOutcome
+from bridges.reply_codes import Redeemed, RejectReason, ReplyCodes
+from bridges.reply_parser import ParseProblem, parse_reply
+from bridges.signed_links import LinkClaim
+from commands.channel_ack import (
+    ACKNOWLEDGED,
+    ReplySource,
+    acknowledge_by_reply,
+    refuse_reply,
+)
+from commands.context import CommandContext
+from commands.outcome import AuditEntry, Outcome
+from storage.models import InboxRow
+
+CHANNEL_KINDS = ("sms", "email")
+
+_LINK_REFUSAL = {
+    RejectReason.REUSED: AckOutcome.ALREADY,
+    RejectReason.EXPIRED: AckOutcome.EXPIRED,
+}
+
+
+def _pledge(count: int | None, remark: str) -> Pledge | None:
+    return Pledge(count, remark) if count is not None or remark else None
+
+
+class ChannelReplies:
+    """Holds the reply codes (their keys); one per bot."""
+
+    def __init__(self, codes: ReplyCodes) -> None:
+        self.codes = codes
+
+    async def decide(
+        self, session: AsyncSession, row: InboxRow, ctx: CommandContext, at: datetime
+    ) -> Outcome:
+        channel = row.kind
+        payload = row.payload or {}
+        source = ReplySource(channel, row.sender, row.event_id)
+        if payload.get("automatic"):  # an out-of-office or a bounce: never an answer
+            return Outcome(
+                audit=[
+                    AuditEntry(
+                        "inbound_reply.ignored",
+                        None,
+                        {
+                            "channel": channel,
+                            "reason": "automatic",
+                            "subject": payload.get("subject", "")[:200],
+                        },
+                    )
+                ]
+            )
+        parsed = parse_reply(payload.get("text", ""), channel=channel)
+        if isinstance(parsed, ParseProblem):
+            return refuse_reply(
+                ctx,
+                source,
+                reason="unparsed",
+                audit_action="inbound_reply.unparsed",
+                problem=parsed.kind,
+                problem_key=parsed.key,
+                problem_params=parsed.params,
+            )
+        now = ctx.clock.now()
+        result = await self.codes.redeem(
+            session, channel=channel, sender=row.sender, code=parsed.code, now=now
+        )
+        if not isinstance(result, Redeemed):
+            return refuse_reply(
+                ctx,
+                source,
+                reason=result.public_reason.value,
+                audit_action="inbound_reply.refused",
+                incident_id=result.incident_id,
+            )
+        incident = await ctx.incidents.get(result.incident_id)
+        if incident is None:
+            return refuse_reply(
+                ctx,
+                source,
+                reason="closed",
+                audit_action="inbound_reply.refused",
+                answer_sender=False,
+            )
+        outcome, _status = await acknowledge_by_reply(
+            ctx,
+            incident,
+            party_id=result.party_id,
+            destination=result.destination,
+            source=source,
+            pledge=_pledge(parsed.pledge, parsed.remark),
+            at=at,
+        )
+        return outcome
+
+    async def decide_link(
+        self, session: AsyncSession, claim: LinkClaim, form: AckForm, ctx: CommandContext
+    ) -> tuple[Outcome, AckOutcome]:
+        now = ctx.clock.now()
+        result = await self.codes.redeem_link(
+            session,
+            outbox_key=claim.outbox_key,
+            incident_id=claim.incident_id,
+            party_id=claim.party_id,
+            now=now,
+        )
+        source = ReplySource("link", None, f"link:{claim.outbox_key}")
+        if not isinstance(result, Redeemed):
+            answer = _LINK_REFUSAL.get(result.reason, AckOutcome.CLOSED)
+            return Outcome(
+                audit=[
+                    AuditEntry(
+                        "inbound_reply.refused",
+                        claim.incident_id,
+                        {
+                            "channel": "link",
+                            "reason": result.reason.value,
+                            "party": claim.party_id,
+                        },
+                    )
+                ]
+            ), answer
+        incident = await ctx.incidents.get(result.incident_id)
+        if incident is None:
+            return Outcome(), AckOutcome.CLOSED
+        outcome, status = await acknowledge_by_reply(
+            ctx,
+            incident,
+            party_id=result.party_id,
+            destination=result.destination,
+            source=source,
+            pledge=_pledge(form.pledge, form.remark),
+            at=now,
+        )
+        return outcome, AckOutcome.ACKNOWLEDGED if status == ACKNOWLEDGED else AckOutcome.CLOSED

@@ -1,0 +1,119 @@
+"""A channel did not reach a party: move the party on to its next channel.
+
+The bot finds the outbox rows that failed for good, or that were never reported delivered
+within the configured time (:mod:`bot.fallback`), and calls :func:`fall_back` for each, in one
+write transaction per row. The incident decides whether anything is left to do (not for a party
+that acknowledged meanwhile, nor twice for the same party and channel); this module turns the
+decision into messages: the alarm by e-mail after a failed SMS, the party's backup contacts
+mentioned in its room after a failed e-mail, and the updated boards.
+"""
+
+from __future__ import annotations
+
+from bot.domain import NOTHING_LEFT, Incident, IncidentState, next_channel
+from bot.i18n import Catalog
+from commands.context import CommandContext
+from commands.outcome import AuditEntry, Delivery, Outcome, Post
+from commands.registry import build_registry
+from commands.render import Voice
+from commands.render.bridges import render_alarm_email
+from commands.replies import home_server, incident_boards
+
+
+def _moot(incident: Incident | None, party_id: str) -> str | None:
+    if incident is None:
+        return "unknown_incident"
+    if incident.state is IncidentState.STOOD_DOWN:
+        return "stood_down"
+    if incident.chain is None or incident.chain.party(party_id) is None:
+        return "not_in_chain"
+    if incident.first_ack(party_id) is not None:
+        return "acknowledged"
+    return None
+
+
+async def fall_back(
+    ctx: CommandContext,
+    *,
+    incident_id: str,
+    party_id: str,
+    failed_channel: str,
+    reason: str,
+) -> Outcome:
+    """Record that ``failed_channel`` did not reach ``party_id`` and send the alarm on the
+    party's next channel, once per party and channel."""
+    now = ctx.clock.now()
+    incident = await ctx.incidents.get(incident_id)
+    detail = {"party": party_id, "channel": failed_channel, "reason": reason}
+    why_not = _moot(incident, party_id)
+    if why_not is not None:
+        return Outcome(
+            audit=[AuditEntry("delivery.fallback.moot", incident_id, {**detail, "why": why_not})]
+        )
+    assert incident is not None
+    assert incident.chain is not None
+    member = incident.chain.party(party_id)
+    assert member is not None
+    party = member.party
+    available: set[str] = set()
+    if party.email and "email" in ctx.config.bridge_channels():
+        available.add("email")
+    if party.backup_contacts and party.room is not None:
+        available.add("backup")
+    target = next_channel(failed_channel, available)
+    problem = incident.record_delivery_problem(party_id, failed_channel, target, now, reason)
+    if problem is None:  # another number or address of this channel failed first
+        return Outcome(
+            audit=[AuditEntry("delivery.fallback.moot", incident.id, {**detail, "why": "done"})]
+        )
+    await ctx.incidents.save(incident)
+    catalog = ctx.catalog if ctx.catalog is not None else Catalog.load()
+    registry = build_registry()
+    voice = Voice(catalog, party.language, home_server(ctx))
+    ack_command = registry.display("ack", party.language)
+    outcome = Outcome(
+        audit=[AuditEntry("delivery.fallback", incident.id, {**detail, "to": target})]
+    )
+    if target == "email":
+        body = render_alarm_email(
+            incident,
+            member,
+            voice,
+            ack_command=ack_command,
+            with_link=ctx.config.links_enabled(),
+            failed_channel=failed_channel,
+        )
+        outcome.deliveries.extend(
+            Delivery(
+                "email",
+                address,
+                body,
+                key=f"fallback-email:{party.id}:{address}",
+                incident_id=incident.id,
+                party_id=party.id,
+                purpose="alarm",
+            )
+            for address in party.email
+        )
+    elif target == "backup" and party.room is not None:
+        outcome.posts.append(
+            Post(
+                room_id=party.room,
+                body=voice.text(
+                    "fallback.backup",
+                    party=party.name,
+                    incident=incident.id,
+                    channel=voice.channel(failed_channel),
+                    people=voice.people(party.backup_contacts),
+                    command=ack_command,
+                ),
+                key=f"fallback-backup:{party.id}",
+                purpose="reminder",
+                mentions=party.backup_contacts,
+                incident_id=incident.id,
+            )
+        )
+    else:
+        assert target == NOTHING_LEFT
+    outcome.boards.extend(incident_boards(ctx, incident, catalog, registry))
+    return outcome
