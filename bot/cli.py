@@ -100,9 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return asyncio.run(_run(args.config))
     if args.command == "demo":
-        from bot.demo.scenario import run_demo
+        try:
+            from bot.demo.scenario import run_demo
 
-        return asyncio.run(run_demo(args.workdir))
+            return asyncio.run(run_demo(args.workdir))
+        except KeyboardInterrupt:  # run_demo has stopped and removed what it started
+            print("larmkedja demo: interrupted", file=sys.stderr)
+            return 130
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

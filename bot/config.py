@@ -712,6 +712,8 @@ def _describe(error: dict[str, Any]) -> str:
     msg = msg.removeprefix("Value error, ")
     if not loc and re.match(r"^[a-z_]+(\[\d+\])?[.:]", msg):
         return msg  # a cross-field check that already names its key path
+    if loc and msg.startswith(_key_path(loc) + "."):
+        return msg  # a check of a sub-table that names the key inside it
     return f"{_key_path(loc)}: {msg}"
 
 

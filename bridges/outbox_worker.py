@@ -66,6 +66,8 @@ _MAIL_KINDS = {
     "escalation": MailKind.REMINDER,
     "reminder": MailKind.REMINDER,
     "stand-down": MailKind.STAND_DOWN,
+    "standdown": MailKind.STAND_DOWN,
+    "reply": MailKind.SITUATION_REPORT,
     "situation-report": MailKind.SITUATION_REPORT,
 }
 

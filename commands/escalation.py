@@ -223,11 +223,11 @@ def _decide(
                     "sms",
                     number,
                     sms,
-                    key=f"sms:{number}:{key}",
+                    key=f"sms:{i}:{key}",  # the number's position: keys reach logs
                     incident_id=incident.id,
                     party_id=party.id,
                 )
-                for number in (party.sms if "sms" in channels else ())
+                for i, number in enumerate(party.sms if "sms" in channels else ())
             )
             if not party.sms or "sms" not in channels:
                 skipped.append("sms")

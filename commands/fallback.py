@@ -103,7 +103,7 @@ async def fall_back(
                     "fallback.backup",
                     party=party.name,
                     incident=incident.id,
-                    channel=voice.channel(failed_channel),
+                    channel=voice.channel_name(failed_channel),
                     people=voice.people(party.backup_contacts),
                     command=ack_command,
                 ),

@@ -47,7 +47,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import SecretStr
 
 from bot.clock import Clock
-from bot.http.pages import AckPage, PageState, render_ack_page
+from bot.http.pages import AckPage, PageState, ack_page_renderer
+from bot.i18n import Catalog
 from bridges.signed_links import LinkClaim, LinkProblem, LinkRejected, SignedLinks
 from bridges.sms.kannel import (
     CallbackRejected,
@@ -452,6 +453,7 @@ def build_app(
     clock: Clock | None = None,
     language_for: Callable[[LinkClaim], str] | None = None,
     default_language: str = "sv",
+    catalog: Catalog | None = None,
     renderer: PageRenderer | None = None,
     public_origin: str | None = None,
     callback_timeout: float = DEFAULT_CALLBACK_TIMEOUT,
@@ -465,7 +467,8 @@ def build_app(
       ``GET /sms/dlr``. Kannel's URLs must carry ``secret=<gateway_secret>``.
     - ``links``, ``on_ack`` and ``clock``: ``GET``/``POST /ack/{token}``. ``language_for``
       picks the page language from the claim (the party's language), default
-      ``default_language``; ``renderer`` replaces the built-in pages.
+      ``default_language``. The built-in pages take their texts from ``catalog`` (the bot's;
+      loaded from ``bot/i18n`` if not given); ``renderer`` replaces them.
     """
     if (on_sms or on_dlr) and gateway_secret is None:
         raise ValueError("the Kannel callbacks need gateway_secret")
@@ -484,7 +487,7 @@ def build_app(
         clock=clock,
         language_for=language_for or (lambda _claim: default_language),
         default_language=default_language,
-        renderer=renderer or render_ack_page,
+        renderer=renderer or ack_page_renderer(catalog if catalog is not None else Catalog.load()),
         public_origin=public_origin,
         callback_timeout=callback_timeout,
     )

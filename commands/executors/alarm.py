@@ -124,12 +124,12 @@ def alarm_deliveries(
                     "sms",
                     number,
                     text,
-                    key=f"alarm-sms:{party.id}:{number}",
+                    key=f"alarm-sms:{party.id}:{i}",  # not the number: keys reach logs
                     incident_id=incident.id,
                     party_id=party.id,
                     purpose="alarm",
                 )
-                for number in party.sms
+                for i, number in enumerate(party.sms)
             ]
         if "email" in channels and party.email:
             mail = render_alarm_email(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from bot.domain import AlreadyStoodDown
+from collections.abc import Sequence
+
+from bot.domain import AlreadyStoodDown, ChainParty, Incident
 from commands.context import CommandContext
 from commands.declaration import Call
 from commands.lookup import incident_of_region
-from commands.outcome import AuditEntry, Outcome, Post
+from commands.outcome import AuditEntry, Delivery, Outcome, Post
 from commands.render import render_stand_down
+from commands.render.bridges import render_stand_down_sms
 from commands.replies import (
     HANDLED,
     boards,
@@ -59,6 +62,7 @@ async def execute_stand_down(call: Call, ctx: CommandContext) -> Outcome:
                 incident_id=incident.id,
             )
         )
+    deliveries = stand_down_deliveries(incident, stood_down.parties, call, ctx)
     posts.append(
         reply(
             call,
@@ -82,5 +86,48 @@ async def execute_stand_down(call: Call, ctx: CommandContext) -> Outcome:
         posts=posts,
         boards=boards(call, ctx, incident) if incident.chain is not None else [],
         audit=[audit],
+        deliveries=deliveries,
         reaction=HANDLED,
     )
+
+
+def stand_down_deliveries(
+    incident: Incident, members: Sequence[ChainParty], call: Call, ctx: CommandContext
+) -> list[Delivery]:
+    """The stand-down on every channel the alarm went out on: whoever was woken by SMS or
+    e-mail must hear that it is over the same way. Pending alarm SMS and e-mail are not sent
+    any more (the channel outbox cancels them)."""
+    channels = ctx.config.bridge_channels()
+    out: list[Delivery] = []
+    for member in members:
+        party = member.party
+        party_voice = voice_in(call, ctx, party.language)
+        if "sms" in channels:
+            text = render_stand_down_sms(incident, party_voice)
+            out += [
+                Delivery(
+                    "sms",
+                    number,
+                    text,
+                    key=f"standdown-sms:{party.id}:{i}",
+                    incident_id=incident.id,
+                    party_id=party.id,
+                    purpose="standdown",
+                )
+                for i, number in enumerate(party.sms)
+            ]
+        if "email" in channels:
+            mail = render_stand_down(incident, party_voice)
+            out += [
+                Delivery(
+                    "email",
+                    address,
+                    mail,
+                    key=f"standdown-email:{party.id}:{address}",
+                    incident_id=incident.id,
+                    party_id=party.id,
+                    purpose="standdown",
+                )
+                for address in party.email
+            ]
+    return out

@@ -26,7 +26,7 @@ def _delivery_problems(incident: Incident, party_id: str, voice: Voice) -> str:
     return "".join(
         voice.text(
             "board.delivery.failed",
-            channel=voice.channel(p.channel),
+            channel=voice.channel_name(p.channel),
             time=voice.time(p.at),
             next=voice.text(_NEXT_KEYS.get(p.fell_back_to, "delivery.next.none")),
         )

@@ -83,7 +83,7 @@ def render_alarm_email(
     party = member.party
     return voice.lines(
         voice.text("alarm.header", incident=incident.id, level=voice.level(incident.level)),
-        voice.text("email.fallback", party=party.name, channel=voice.channel(failed_channel))
+        voice.text("email.fallback", party=party.name, channel=voice.channel_name(failed_channel))
         if failed_channel
         else None,
         voice.text("alarm.intro", region=incident.region_name, headline=incident.headline),
@@ -93,4 +93,14 @@ def render_alarm_email(
         voice.text("alarm.ask.blood_centres") if requirement.alarm_blood_centres else None,
         "",
         *email_reply_lines(member, voice, ack_command=ack_command, with_link=with_link),
+    )
+
+
+def render_stand_down_sms(incident: Incident, voice: Voice) -> str:
+    """The stand-down as a short text (no reply is asked for)."""
+    return voice.text(
+        "sms.standdown",
+        incident=incident.id,
+        region=incident.region_name,
+        headline=sms_headline(incident),
     )

@@ -23,6 +23,11 @@ _LEVEL_KEYS = {
     ReadinessLevel.REINFORCEMENT: "level.reinforcement",
     ReadinessLevel.DISASTER: "level.disaster",
 }
+_CHANNEL_NAMES = {
+    "room": "escalation.channel.room",
+    "sms": "escalation.channel.sms",
+    "email": "escalation.channel.email",
+}
 _CHANNEL_KEYS = {
     "room": "channel.room",
     "reaction": "channel.reaction",
@@ -73,6 +78,11 @@ class Voice:
 
     def level(self, level: ReadinessLevel) -> str:
         return self.text(_LEVEL_KEYS[level])
+
+    def channel_name(self, channel: str) -> str:
+        """The bare name of a channel (``sms``, ``e-post``), for "sms not delivered"."""
+        key = _CHANNEL_NAMES.get(channel)
+        return self.text(key) if key else channel
 
     def channel(self, channel: str) -> str:
         key = _CHANNEL_KEYS.get(channel)

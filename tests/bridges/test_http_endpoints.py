@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from bot.clock import FakeClock
 from bot.http import AckForm, AckOutcome, build_app, redact, serve
 from bot.http.app import _is_loopback
+from bot.i18n import Catalog
 from bridges.reply_codes import Redeemed, RejectReason, ReplyCodes
 from bridges.signed_links import LinkClaim, SignedLinks
 from bridges.sms.kannel import DeliveryReport, DeliveryStatus, InboundSms
@@ -408,6 +409,33 @@ async def test_page_language_and_escaping(world: World) -> None:
         page = await (await client.get(f"/ack/{evil}")).text()
         assert "<script>" not in page
         assert "&lt;script&gt;" in page
+
+
+async def test_pages_take_their_texts_from_the_catalogue(world: World) -> None:
+    real = Catalog.load()
+    messages = {
+        lang: {key: real.raw(lang, key) or "" for key in real.keys(lang)}
+        for lang in real.languages
+    }
+    messages["sv"]["page.confirm"] = "Bekräfta <{incident}> & {party}?"
+    async with TestClient(TestServer(make_app(world, catalog=Catalog(messages)))) as client:
+        token = await world.token()
+        page = await (await client.get(f"/ack/{token}")).text()
+        assert "Bekräfta &lt;H-7&gt; &amp; uppsala?" in page  # catalogue text is escaped too
+        response = await client.post(f"/ack/{token}", data={"token": token, "count": "fem"})
+        assert "heltal från 0 till 999" in await response.text()
+    for language, expected in [("en", "Acknowledge alarm H-7 for uppsala?"), ("de", "Kvittera")]:
+        app = make_app(world, language_for=lambda _claim, lang=language: lang)
+        async with TestClient(TestServer(app)) as client:
+            token = await world.token(key=f"out-{language}")
+            page = await (await client.get(f"/ack/{token}")).text()
+            assert expected in page
+            assert f'lang="{"en" if language == "en" else "sv"}"' in page
+            response = await client.post(
+                f"/ack/{token}", data={"token": token, "remark": "x" * 501}
+            )
+            problem = "at most 500 characters" if language == "en" else "högst 500 tecken"
+            assert problem in await response.text()
 
 
 async def test_ack_callback_failure_is_an_error_page(world: World) -> None:

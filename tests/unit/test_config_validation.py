@@ -67,6 +67,15 @@ def _with(change: Any) -> dict[str, Any]:
     return data
 
 
+_GATEWAY = {
+    "url": "http://127.0.0.1:13013/cgi-bin/sendsms",
+    "username": "u",
+    "password": {"env": "P"},
+}
+_SMS = {"gateways": [_GATEWAY]}
+_EMAIL = {"address": "larm@region.example", "relays": [{"host": "smtp.region.example"}]}
+_BRIDGES = {"secret": {"env": "S"}, "http": {"gateway_secret": {"env": "G"}}}
+
 MALFORMED: list[tuple[str, Any, str]] = [
     ("missing key", lambda d: d["matrix"].pop("user_id"), "matrix.user_id: missing required key"),
     ("missing section", lambda d: d.pop("healthcare_region"), "healthcare_region: missing"),
@@ -204,6 +213,46 @@ MALFORMED: list[tuple[str, Any, str]] = [
         ),
         "regions[1].escalation.steps[1].action: 'notify_backup' needs "
         "regions[1].backup_contacts, which is empty",
+    ),
+    # -- bridges ---------------------------------------------------------------------------
+    (
+        "SMS without a gateway secret",
+        lambda d: d.__setitem__("bridges", {"secret": {"env": "S"}, "sms": _SMS}),
+        "bridges.http.gateway_secret: SMS replies and delivery reports need it",
+    ),
+    (
+        "gateway URL with credentials in the query",
+        lambda d: d.__setitem__(
+            "bridges",
+            {
+                **_BRIDGES,
+                "sms": {"gateways": [{**_GATEWAY, "url": "http://k:13013/sendsms?pass=x"}]},
+            },
+        ),
+        "bridges.sms.gateways[0].url:",
+    ),
+    (
+        "SMTP login without password",
+        lambda d: d.__setitem__(
+            "bridges",
+            {**_BRIDGES, "email": {**_EMAIL, "relays": [{"host": "smtp", "username": "u"}]}},
+        ),
+        "bridges.email.relays[0]: give both username and password, or neither",
+    ),
+    (
+        "bot address that is not an address",
+        lambda d: d.__setitem__("bridges", {**_BRIDGES, "email": {**_EMAIL, "address": "larm"}}),
+        "bridges.email.address:",
+    ),
+    (
+        "misspelt bridge key",
+        lambda d: d.__setitem__("bridges", {**_BRIDGES, "sms": {**_SMS, "gatway": []}}),
+        "bridges.sms.gatway: unknown key",
+    ),
+    (
+        "no gateways",
+        lambda d: d.__setitem__("bridges", {**_BRIDGES, "sms": {"gateways": []}}),
+        "bridges.sms.gateways:",
     ),
     (
         "bad backup contact",

@@ -172,7 +172,7 @@ async def test_what_each_step_sends(bot: Harness) -> None:
         "har inte kvitterat sedan 04:00.\nSvara: KVITTERA {code} <antal>"
     )
     assert (sms.party_id, sms.purpose) == ("dalarna", "escalation")
-    assert sms.key == "sms:+46700001007:H-1:dalarna:step:3:0"
+    assert sms.key == "sms:0:H-1:dalarna:step:3:0"
     assert sms.incident_id == "H-1"
     email = deliveries[("email", "tib@dalarna.example")]
     assert email.body.splitlines()[0] == "🚨 MASSKADELARM H-1 – Katastrofläge"

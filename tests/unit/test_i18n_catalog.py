@@ -9,7 +9,10 @@ happens to reach:
 - no string literal in ``commands/`` or ``bot/domain/`` reads like prose (words separated by
   spaces), except docstrings and exception messages for developers;
 - no ``str.format``/``%``/f-string with words builds text outside the catalogue;
-- the renderers (``commands/render/``) contain no word that is not a catalogue key.
+- the renderers (``commands/render/``) contain no word that is not a catalogue key;
+- the acknowledge-link pages (``bot/http/pages.py``) are markup only: their literals have no
+  word outside an HTML tag and no visible attribute text (the prose and renderer rules do not
+  fit there, since tags and attributes are letters too).
 
 A checker that never fires proves nothing, so each rule is also run against a sample of bad
 code and must flag it.
@@ -31,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 I18N = ROOT / "bot" / "i18n"
 CHECKED = [ROOT / "commands", ROOT / "bot" / "domain"]
 RENDER = ROOT / "commands" / "render"
+PAGES = ROOT / "bot" / "http" / "pages.py"
 PROJECT = [ROOT / "bot", ROOT / "commands", ROOT / "bridges", ROOT / "storage"]
 
 KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
@@ -346,6 +350,48 @@ def renderer_violations(source: str, filename: str = "sample.py") -> list[str]:
     return found
 
 
+_TAG = re.compile(r"<[^<>]*>")
+_VISIBLE_ATTRIBUTE = re.compile(r"""\b(?:title|alt|placeholder|aria-label)\s*=\s*["']([^"']*)""")
+
+
+def _literal_text(node: ast.Constant | ast.JoinedStr) -> str:
+    """A string literal's own text; the parts an f-string interpolates are left out."""
+    if isinstance(node, ast.Constant):
+        return str(node.value)
+    return "".join(
+        v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str)
+    )
+
+
+def page_violations(source: str, filename: str = "sample.py") -> list[str]:
+    """In the HTML pages, every literal inside a function is markup: with its tags removed no
+    letter is left, and no tag has a visible attribute (``title``, ``alt``, ``placeholder``,
+    ``aria-label``) with words of its own. The words are catalogue texts, interpolated.
+    Module-level constants (the style sheet, the page states, the key maps) are not shown."""
+    tree = ast.parse(source)
+    parents = _parents(tree)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant):
+            if not isinstance(node.value, str) or isinstance(parents.get(node), ast.JoinedStr):
+                continue  # a part of an f-string is checked with the whole
+        elif not isinstance(node, ast.JoinedStr):
+            continue
+        if _exempt(node, parents) or (isinstance(node, ast.Constant) and KEY.match(node.value)):
+            continue
+        outer = parents.get(node)
+        while outer is not None and not isinstance(outer, ast.FunctionDef | ast.AsyncFunctionDef):
+            outer = parents.get(outer)
+        if outer is None:
+            continue
+        markup = _literal_text(node)
+        words = LETTER.search(_TAG.sub("", markup))
+        visible = [v for v in _VISIBLE_ATTRIBUTE.findall(markup) if LETTER.search(v)]
+        if words or visible:
+            found.append(f"{filename}:{node.lineno}: {markup[:40]!r}")
+    return found
+
+
 def test_posts_carry_only_catalogue_or_rendered_text() -> None:
     found = []
     for path in sources(*CHECKED):
@@ -365,6 +411,12 @@ def test_renderers_contain_no_words_of_their_own() -> None:
     for path in sources(RENDER):
         found += renderer_violations(path.read_text(encoding="utf-8"), path.name)
     assert not found, found
+
+
+def test_acknowledge_pages_contain_no_words_of_their_own() -> None:
+    source = PAGES.read_text(encoding="utf-8")
+    assert page_violations(source, PAGES.name) == []
+    assert "page.title" in source  # the rule looked at the page renderer, not an empty file
 
 
 def test_the_source_checks_catch_bad_code() -> None:
@@ -389,6 +441,14 @@ def execute(call, ctx, voice):
     assert any("str.format" in p for p in prose)
     assert any("%-formatting" in p for p in prose)
     assert renderer_violations('def render_x(voice):\n    return voice.text("a.b") + "kr"\n')
+    bad_page = """
+def render(page, say):
+    title = "Kvittera larm"
+    done = f"<p>Tack, {page.party_id}</p>"
+    button = f'<button title="Stäng">{say("page.button")}</button>'
+    return "<p>" + title + "</p><p>Kvittera</p>"
+"""
+    assert len(page_violations(bad_page)) == 4, page_violations(bad_page)
 
 
 def test_the_source_checks_accept_good_code() -> None:
@@ -407,3 +467,15 @@ def execute(call, ctx, voice):
 '''
     assert sink_violations(good) == []
     assert prose_violations(good) == []
+    good_page = """
+_STYLE = "body{font-family:system-ui,sans-serif}"
+def render(page, say):
+    \"\"\"Docstrings may say anything.\"\"\"
+    key = _KEYS.get(page.state, "page.error")
+    return (
+        f'<!doctype html><html lang="{page.language}"><p class="note">{say(key)}</p>'
+        '<input id="count" name="count" inputmode="numeric" pattern="[0-9]*" '
+        f'value="{page.count}" title="{say("page.count")}"><style>{_STYLE}</style>'
+    )
+"""
+    assert page_violations(good_page) == []

@@ -1,0 +1,310 @@
+"""When a channel is down: the SMS gateway, the homeserver, the bot itself (issue: bridges).
+
+- Kannel's bearerbox and smsbox gone: the alarm SMS is retried, the party falls back to
+  e-mail (audited, on the board), and when the gateway is back the SMS goes out to a party
+  that still has not acknowledged, and not to one that has.
+- Synapse stopped for 60 s during a chain: SMS and e-mail carry the alarm meanwhile, and the
+  Matrix messages written during the outage arrive once it is back, each exactly once.
+- The bot SIGKILLed after its SMS/e-mail rows are claimed and before they are sent, and after
+  they are sent and before that is recorded: after a restart every message is out, and a
+  message is at most duplicated once, with the duplicate marked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.demo.homeserver import ThrowawayHomeserver
+from bot.demo.rig import SHORT_NUMBER, BridgeRig
+from bot.demo.script import board_saying, board_text, from_bot, say
+from bot.demo.world import World
+from storage import outbox
+from tests.integration.botctl import BotProcess, bot_in_process
+from tests.integration.conftest import WorldFactory
+from tests.integration.escalation_support import BotDatabase
+
+THREE = (
+    ("uppsala", "Region Uppsala"),
+    ("dalarna", "Region Dalarna"),
+    ("gavleborg", "Region Gävleborg"),
+)
+ALARMED = ("dalarna", "gavleborg")
+MAIL_CODE = re.compile(r"KVITTERA (\d{6}) ")
+SMS_CODE = re.compile(r"KVITTERA (\d{4}) ")
+OUTAGE_S = float(os.environ.get("LARMKEDJA_SYNAPSE_OUTAGE_S", "60"))
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[BridgeRig]:
+    async with BridgeRig(tmp_path / "rig") as started:
+        yield started
+
+
+async def quiet_world(make_world: WorldFactory, rig: BridgeRig, **bridges: object) -> World:
+    """Three regions on every channel, no reminders (these tests are about delivery)."""
+    world = await make_world(regions=THREE, rig=rig)
+    world.config["escalation"] = {"steps": []}
+    for key, value in bridges.items():
+        table = world.config["bridges"]
+        table[key] = {**table[key], **value} if isinstance(value, dict) else value
+    world.write_config()
+    return world
+
+
+async def wait_for(check, timeout: float = 30, step: float = 0.1):  # noqa: ANN001, ANN201
+    async with asyncio.timeout(timeout):
+        while True:
+            value = await check()
+            if value:
+                return value
+            await asyncio.sleep(step)
+
+
+async def test_gateway_down_retries_falls_back_to_email_and_sends_sms_when_back(
+    make_world: WorldFactory, rig: BridgeRig
+) -> None:
+    world = await quiet_world(make_world, rig, max_attempts=100, sms={"delivery_timeout_s": 3.0})
+    db = BotDatabase(world)
+    await rig.kannel.stop_bearerbox_and_smsbox()
+    try:
+        async with bot_in_process(world.config_path):
+            await world.wait_bot_joined()
+            await say(world, "uppsala", "!händelse katastrofläge Kemolycka Borlänge", "H-1")
+            await say(world, "uppsala", "!larma", "Larmkedjan för H-1")
+
+            async def retried() -> bool:
+                entries = await db.audit("outbox.retry")
+                return len([e for e in entries if e.detail["channel"] == "sms"]) >= 4
+
+            await wait_for(retried)
+            # The delivery timeout passes: each party falls back to e-mail, once.
+            fallback = await wait_for(lambda: db.audit("delivery.fallback"), timeout=20)
+            await wait_for(lambda: _count(db, "delivery.fallback", len(ALARMED)), timeout=20)
+            fallback = await db.audit("delivery.fallback")
+            assert sorted((e.detail["party"], e.detail["to"]) for e in fallback) == [
+                ("dalarna", "email"),
+                ("gavleborg", "email"),
+            ]
+            fallback_mails = {}
+            for party in ALARMED:
+                fallback_mails[party] = await rig.mail.wait_for(
+                    lambda m, p=party: rig.address(p) in m.rcpt_tos and "har inte nått" in m.text,
+                    timeout=15,
+                )
+            assert "inte nått Region Dalarna via sms" in fallback_mails["dalarna"].text
+            uppsala = world.officer("uppsala")
+            board = await board_saying(world, uppsala, world.rooms["uppsala"], "sms ej levererat")
+            line = next(x for x in board.splitlines() if "Region Dalarna" in x)
+            assert line.startswith("⏳"), line
+            assert "⚠️ sms ej levererat" in line, line
+            assert "→ e-post" in line, line
+
+            # Gävleborg answers the fallback e-mail while the gateway is still down.
+            code = MAIL_CODE.search(fallback_mails["gavleborg"].text)
+            assert code is not None
+            await rig.mail.reply(
+                fallback_mails["gavleborg"],
+                f"KVITTERA {code.group(1)} 5",
+                rig.address("gavleborg"),
+            )
+            await board_saying(world, uppsala, world.rooms["uppsala"], "via e-post")
+            sent_before = len(rig.kannel.sent_messages())
+
+            # The gateway is back: Dalarna (still silent) gets its SMS, Gävleborg does not.
+            await rig.kannel.start()
+            got = await rig.kannel.wait_for_sent(
+                after=sent_before, receiver=rig.number("dalarna"), timeout=30
+            )
+            assert got[0].text.startswith("MASSKADELARM H-1"), got
+            sms_code = SMS_CODE.search(got[0].text)
+            assert sms_code is not None
+
+            async def cancelled() -> list:
+                rows = [r for r in await db.outbox_rows("alarm") if r.channel == "sms"]
+                return [r for r in rows if r.status == outbox.CANCELLED]
+
+            gone = await wait_for(cancelled, timeout=15)
+            assert [r.destination for r in gone] == [rig.number("gavleborg")]
+            await asyncio.sleep(1)
+            later = rig.kannel.sent_messages()[sent_before:]
+            assert rig.number("gavleborg").lstrip("+") not in {
+                m.receiver.lstrip("+") for m in later
+            }, later
+            # And the SMS acknowledges: the fallback did not spoil the SMS code.
+            rig.kannel.inject_mo(
+                rig.number("dalarna"), SHORT_NUMBER, f"KVITTERA {sms_code.group(1)} 6"
+            )
+            board = await board_saying(world, uppsala, world.rooms["uppsala"], "via sms")
+        cancelled_audit = await db.audit("outbox.cancelled")
+        assert [e.detail["reason"] for e in cancelled_audit] == ["acknowledged"]
+        assert await db.verify_audit_chain() is None
+    finally:
+        await db.close()
+        await rig.kannel.start()
+
+
+async def _count(db: BotDatabase, action: str, at_least: int) -> bool:
+    return len(await db.audit(action)) >= at_least
+
+
+async def test_homeserver_down_for_a_minute_sms_and_mail_carry_the_alarm(
+    make_world: WorldFactory, rig: BridgeRig, homeserver: ThrowawayHomeserver
+) -> None:
+    world = await make_world(regions=THREE, rig=rig)
+    # One step: 3 s after the alarm, the alarm again in the room and by SMS and e-mail.
+    world.config["escalation"] = {
+        "steps": [{"after_min": 0.05, "action": "send", "channels": ["room", "sms", "email"]}]
+    }
+    world.write_config()
+    db = BotDatabase(world)
+    try:
+        async with bot_in_process(world.config_path):
+            await world.wait_bot_joined()
+            await say(world, "uppsala", "!händelse katastrofläge Brand i vårdbyggnad", "H-1")
+            await say(world, "uppsala", "!larma", "Larmkedjan för H-1")
+            dalarna = world.officer("dalarna")
+            await dalarna.wait_for(
+                lambda m: m.sender == world.bot_user_id and "MASSKADELARM H-1" in m.body
+            )
+            first_sms = await rig.kannel.wait_for_sent(receiver=rig.number("dalarna"))
+            sent_before = len(rig.kannel.sent_messages())
+            mails_before = len(rig.mail.received)
+
+            await homeserver.stop()
+            down_since = asyncio.get_running_loop().time()
+            try:
+                # The step fires while Synapse is down: SMS and e-mail still go out.
+                again = await rig.kannel.wait_for_sent(
+                    after=sent_before, receiver=rig.number("dalarna"), timeout=30
+                )
+                assert "har inte kvitterat sedan" in again[0].text, again
+                await rig.mail.wait_for(
+                    lambda m: (
+                        rig.address("dalarna") in m.rcpt_tos
+                        and rig.mail.received.index(m) >= mails_before
+                    ),
+                    timeout=30,
+                )
+                # Gävleborg acknowledges by SMS during the outage.
+                code = SMS_CODE.search(
+                    (await rig.kannel.wait_for_sent(receiver=rig.number("gavleborg")))[0].text
+                )
+                assert code is not None
+                rig.kannel.inject_mo(
+                    rig.number("gavleborg"), SHORT_NUMBER, f"KVITTERA {code.group(1)} 5"
+                )
+                await wait_for(lambda: _count(db, "ack.recorded", 1), timeout=30)
+                pending = [
+                    r
+                    for r in await db.outbox_rows()
+                    if r.channel == "matrix" and r.status != outbox.SENT
+                ]
+                assert pending, "the Matrix messages of the outage should be waiting"
+                waiting_keys = {r.idempotency_key for r in pending}
+                elapsed = asyncio.get_running_loop().time() - down_since
+                await asyncio.sleep(max(0.0, OUTAGE_S - elapsed))
+            finally:
+                await homeserver.start()
+
+            async def all_out() -> bool:
+                rows = await db.outbox_rows()
+                return all(
+                    r.status == outbox.SENT for r in rows if r.idempotency_key in waiting_keys
+                )
+
+            await wait_for(all_out, timeout=90)
+            uppsala = world.officer("uppsala")
+            try:
+                await board_saying(world, uppsala, world.rooms["uppsala"], "via sms", timeout=60)
+            except TimeoutError:
+                raise AssertionError(
+                    f"board: {board_text(world, uppsala, world.rooms['uppsala'], 'H-1')!r}; "
+                    f"uppsala's phone: {uppsala._so_far()}"  # noqa: SLF001
+                ) from None
+            await dalarna.wait_for(
+                lambda m: m.sender == world.bot_user_id and "skickas igen" in m.body, timeout=60
+            )
+            gavleborg = world.officer("gavleborg")
+            await gavleborg.wait_for(
+                lambda m: m.sender == world.bot_user_id and "via sms" in m.body, timeout=60
+            )
+            await asyncio.sleep(3)  # anything sent twice would show up by now
+            for person, room in (
+                (dalarna, world.rooms["dalarna"]),
+                (gavleborg, world.rooms["gavleborg"]),
+                (uppsala, world.rooms["uppsala"]),
+            ):
+                seen = Counter(m.event_id for m in from_bot(world, person, room))
+                assert all(n == 1 for n in seen.values()), seen
+                bodies = Counter(m.body for m in from_bot(world, person, room) if not m.is_edit)
+                assert all(n == 1 for n in bodies.values()), bodies
+        assert first_sms
+        assert await db.verify_audit_chain() is None
+    finally:
+        await db.close()
+        if not homeserver.running:
+            await homeserver.start()
+
+
+@pytest.mark.parametrize("fault", ["before-channel-send", "after-channel-send"])
+async def test_killed_around_a_channel_send_every_message_goes_out_at_most_twice(
+    make_world: WorldFactory, rig: BridgeRig, tmp_path: Path, fault: str
+) -> None:
+    world = await quiet_world(make_world, rig)
+    db = BotDatabase(world)
+    bot = BotProcess(world.config_path, fault=fault, fault_dir=tmp_path)
+    try:
+        await bot.start()
+        await world.wait_bot_joined()
+        await say(world, "uppsala", "!händelse katastrofläge Tågolycka", "H-1")
+        # The answer may or may not get out before the bot dies at the fault point.
+        await world.officer("uppsala").send_text(world.rooms["uppsala"], "!larma")
+        assert await bot.wait(60) == -9, bot.log()  # SIGKILLed at the fault point
+        claimed = [r for r in await db.outbox_rows("alarm") if r.channel in ("sms", "email")]
+        assert {r.status for r in claimed} == {outbox.SENDING}, [r.status for r in claimed]
+        restarted = BotProcess(world.config_path, fault=fault, fault_dir=tmp_path)
+        await restarted.start()
+        try:
+            for party in ALARMED:
+                await rig.kannel.wait_for_sent(receiver=rig.number(party), timeout=30)
+                await rig.mail.wait_for(lambda m, p=party: rig.address(p) in m.rcpt_tos)
+
+            async def recorded() -> bool:
+                rows = [r for r in await db.outbox_rows("alarm") if r.channel != "matrix"]
+                return bool(rows) and all(r.status == outbox.SENT for r in rows)
+
+            await wait_for(recorded, timeout=30)
+            await asyncio.sleep(1.5)
+        finally:
+            await restarted.stop()
+        rows = [r for r in await db.outbox_rows("alarm") if r.channel != "matrix"]
+        assert all(r.last_error == outbox.POSSIBLE_DUPLICATE for r in rows), [
+            r.last_error for r in rows
+        ]
+        texts = Counter(
+            m.receiver.lstrip("+") for m in rig.kannel.sent_messages() if "MASSKADELARM" in m.text
+        )
+        mails = Counter(m.message_id for m in rig.mail.received if "MASSKADELARM" in m.subject)
+        expected = 2 if fault == "after-channel-send" else 1  # sent, not recorded: once more
+        assert sorted(texts.values()) == [expected] * len(ALARMED), texts
+        assert sorted(mails.values()) == [expected] * len(ALARMED), mails
+        # The resend carried the same code: either copy acknowledges, once.
+        sms = next(m for m in rig.kannel.sent_messages() if "MASSKADELARM" in m.text)
+        party = rig.party_for_number(sms.receiver)
+        assert party is not None
+        codes = {
+            SMS_CODE.search(m.text).group(1)  # type: ignore[union-attr]
+            for m in rig.kannel.sent_messages()
+            if m.receiver.lstrip("+") == sms.receiver.lstrip("+") and "MASSKADELARM" in m.text
+        }
+        assert len(codes) == 1, codes
+    finally:
+        await bot.stop()
+        await db.close()
