@@ -24,7 +24,7 @@ from nio import SyncResponse
 
 from bot.bridge_hub import BridgeHub
 from bot.clock import Clock, SystemClock
-from bot.config import LoadedConfig, redacted_dump
+from bot.config import ConfigError, LoadedConfig, redacted_dump
 from bot.due_trigger import DueTrigger
 from bot.engine import BOT, Engine, Faults
 from bot.i18n import Catalog
@@ -63,6 +63,11 @@ class App:
     async def start(self) -> None:
         cfg = self.config
         log.info("starting with config %s", redacted_dump(cfg))
+        for key, ref in cfg.secret_refs():  # all of them now, not half-way through the start
+            try:
+                ref.resolve(self.loaded.base_dir)
+            except ConfigError as exc:
+                raise ConfigError(f"{key}: {exc}") from None
         password = cfg.matrix.password.resolve(self.loaded.base_dir).get_secret_value()
         passphrase = (
             cfg.matrix.store_passphrase.resolve(self.loaded.base_dir).get_secret_value()

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channel_replies import ChannelReplies
 from bot.clock import Clock
-from bot.config import BridgesConfig, Config
+from bot.config import BridgesConfig, Config, ConfigError
 from bot.domain import IncidentState
 from bot.engine import Engine
 from bot.fallback import FallbackWatch
@@ -74,7 +74,7 @@ class BridgeHub:
         self.engine = engine
         secret = bridges.secret.resolve(base_dir)
         if len(secret.get_secret_value()) < 16:
-            raise ValueError("bridges.secret must be at least 16 characters")
+            raise ConfigError("bridges.secret: must be at least 16 characters")
         self.codes = ReplyCodes(
             secret, ReplyCodePolicy(ttl=timedelta(minutes=bridges.reply_code_ttl_min))
         )
@@ -84,6 +84,8 @@ class BridgeHub:
         self.gateway_secret = (
             http.gateway_secret.resolve(base_dir) if http.gateway_secret is not None else None
         )
+        if self.gateway_secret is not None and len(self.gateway_secret.get_secret_value()) < 16:
+            raise ConfigError("bridges.http.gateway_secret: must be at least 16 characters")
         self._http_runner: web.AppRunner | None = None
         self._mail: InboundMailServer | None = None
         self._stop = asyncio.Event()
@@ -140,6 +142,7 @@ class BridgeHub:
             on_ack=self._on_ack if settings.email is not None else None,
             clock=self.clock,
             language_for=self._language_for,
+            catalog=self.engine.catalog,  # one set of texts for the bot and its pages
             default_language=self.config.healthcare_region.language,
             public_origin=http.public_base_url,
         )

@@ -33,10 +33,7 @@ def _check_config(path: str) -> int:
         loaded = load_config(path)
         cfg = loaded.config
         # Secrets must be resolvable where the bot will run; say which one is not, never what.
-        refs = [("matrix.password", cfg.matrix.password)]
-        if cfg.matrix.store_passphrase is not None:
-            refs.append(("matrix.store_passphrase", cfg.matrix.store_passphrase))
-        for key, ref in refs:
+        for key, ref in cfg.secret_refs():
             try:
                 ref.resolve(loaded.base_dir)
             except ConfigError as exc:

@@ -349,7 +349,11 @@ class ChainConfig(_Strict):
     """The decided content of the alarm chain (masskadelarm)."""
 
     required_transports: int = Field(
-        5, ge=0, le=1000, description="secondary transports each alarmed region must pledge"
+        5,
+        ge=0,
+        le=999,
+        description="secondary transports each alarmed region must pledge "
+        "(a pledge is at most 999)",
     )
 
 
@@ -615,6 +619,29 @@ class Config(_Strict):
     def bridge_channels(self) -> tuple[str, ...]:
         """The non-Matrix channels the bot can send on: ``sms`` and/or ``email``."""
         return () if self.bridges is None else self.bridges.channels()
+
+    def secret_refs(self) -> list[tuple[str, SecretRef]]:
+        """Every secret of the config with its key path, to check they resolve before start."""
+        refs: list[tuple[str, SecretRef]] = [("matrix.password", self.matrix.password)]
+        if self.matrix.store_passphrase is not None:
+            refs.append(("matrix.store_passphrase", self.matrix.store_passphrase))
+        b = self.bridges
+        if b is not None:
+            refs.append(("bridges.secret", b.secret))
+            if b.http.gateway_secret is not None:
+                refs.append(("bridges.http.gateway_secret", b.http.gateway_secret))
+            if b.sms is not None:
+                refs += [
+                    (f"bridges.sms.gateways[{i}].password", g.password)
+                    for i, g in enumerate(b.sms.gateways)
+                ]
+            if b.email is not None:
+                refs += [
+                    (f"bridges.email.relays[{i}].password", r.password)
+                    for i, r in enumerate(b.email.relays)
+                    if r.password is not None
+                ]
+        return refs
 
     def links_enabled(self) -> bool:
         """Alarm e-mail carries an acknowledge link (needs the public URL of the endpoints)."""

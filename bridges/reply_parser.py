@@ -159,6 +159,12 @@ class ParseProblem:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def _echo(value: str, limit: int = 12) -> str:
+    """What the sender typed, as an answer may quote it: ASCII-safe and short."""
+    text = "".join(c if c.isascii() and c.isprintable() else "?" for c in value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _problem(kind: str, **params: Any) -> ParseProblem:
     return ParseProblem(kind, f"reply.{kind}", params)
 
@@ -323,7 +329,10 @@ def _parse(text: str, channel: str) -> ParsedReply | ParseProblem:
             pledge = parse_count(tokens[after].core or tokens[after].text)
         except ArgumentProblem as problem:
             kind = _COUNT_KINDS.get(problem.key, "count_invalid")
-            return ParseProblem(kind, problem.key, dict(problem.params))
+            params = dict(problem.params)
+            if isinstance(params.get("value"), str):  # echoed back by SMS: short and GSM-7
+                params["value"] = _echo(params["value"])
+            return ParseProblem(kind, problem.key, params)
         after += 1
     if after < len(tokens) and tokens[after].folded in _NEGATING_FIRST_REMARK:
         return _problem("negated")

@@ -238,7 +238,7 @@ class Narrator:
         signature = f"TiB {self.t.party_names[party]}"
         sent = await self.rig.mail.reply(alarm, f"{line}\n\n-- \n{signature}", address)
         self.t.mail_sent(
-            address, self.rig.bot_address, str(sent["Subject"]), [line, f"-- {signature}"]
+            address, self.rig.bot_address, str(sent["Subject"]), [line, "-- ", signature]
         )
         print(f"{INDENT}│ > (the alarm, quoted)", flush=True)
         answer = await self.mail_to(party, "Kvitterat")

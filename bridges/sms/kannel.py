@@ -346,13 +346,15 @@ class KannelClient:
                 attempt.detail,
                 attempt.seconds * 1000,
             )
-            if attempt.outcome is SendOutcome.TEMPORARY_FAILURE:
+            refused_us = _refused_us(attempt) and position + 1 < len(order)
+            if attempt.outcome is SendOutcome.TEMPORARY_FAILURE or refused_us:
                 self._failed_until[index] = self._monotonic() + self._cooldown
                 if position + 1 < len(order):
                     log.warning(
-                        "SMS %s: gateway %s failed temporarily; trying %s",
+                        "SMS %s: gateway %s %s; trying %s",
                         ref,
                         endpoint.name,
+                        "refused our credentials" if refused_us else "failed temporarily",
                         self._endpoints[order[position + 1]].name,
                     )
                 continue
@@ -438,6 +440,13 @@ class KannelClient:
         detail = _redact(detail, endpoint.password)
         seconds = time.monotonic() - began
         return Attempt(endpoint.name, outcome, status, detail, seconds), queued
+
+
+def _refused_us(attempt: Attempt) -> bool:
+    """Kannel's ``403 Authorization failed``: a wrong username or password *at that gateway*.
+    It says nothing about the message, so the next gateway is asked (as an SMTP relay refusing
+    AUTH is); only when no gateway is left does it stay a permanent failure."""
+    return attempt.http_status == 403 and "Authorization failed" in attempt.detail
 
 
 def _redact(text: str, secret: str) -> str:

@@ -33,9 +33,7 @@ def sms_reply_line(member: ChainParty, voice: Voice) -> str:
     return voice.text("sms.reply_how.plain", code=CODE)
 
 
-def render_alarm_sms(
-    incident: Incident, member: ChainParty, voice: Voice, *, fallback: bool = False
-) -> str:
+def render_alarm_sms(incident: Incident, member: ChainParty, voice: Voice) -> str:
     """The alarm as a short text: no emoji (GSM-7), the headline cut, the reply line last."""
     transports = member.requirement.secondary_transports
     text = voice.text(
@@ -48,8 +46,6 @@ def render_alarm_sms(
     )
     if transports > 0:
         text += voice.text("sms.alarm.transports", count=transports)
-    if fallback:
-        text += " " + voice.text("sms.fallback", party=member.party.name)
     return voice.lines(text, sms_reply_line(member, voice))
 
 

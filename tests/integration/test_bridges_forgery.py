@@ -381,7 +381,7 @@ async def test_two_hundred_forged_replies_acknowledge_nothing_and_are_all_audite
             secrets, mails = await start_alarm_and_read_codes(world, rig)
             legit_sources = await acknowledge_legitimately(world, rig, db, secrets, mails)
             storm = Storm(rng, rig, secrets, http)
-            storm.strangers = [f"+4670{rng.randrange(2_000_000, 9_999_999)}" for _ in range(8)]
+            storm.strangers = [f"+4670{rng.randrange(2_000_000, 9_999_999)}" for _ in range(24)]
             storm.stranger_mails = [
                 "evil@attacker.example",
                 "tib@dalarna.example.attacker.example",
@@ -607,6 +607,7 @@ def sms_http_jobs(storm: Storm) -> list[Callable[[], Any]]:
         stored=False,
     )
     add("oversized", sender=storm.guesser(), text="A" * 20_000, stored=False)
+    add("oversized", sender=storm.guesser(), text="C" * 1_700, stored=False, post=True)
     add(
         "oversized",
         sender=storm.guesser(),

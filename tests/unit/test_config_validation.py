@@ -390,8 +390,36 @@ def test_sample_config_is_generated_valid_and_committed(monkeypatch: pytest.Monk
     text = generate()
     committed = (ROOT / "deploy" / "sample-config.toml").read_text(encoding="utf-8")
     assert committed == text, "run: larmkedja sample-config > deploy/sample-config.toml"
-    monkeypatch.setenv("LARMKEDJA_PASSWORD", "x")
+    for name in (
+        "LARMKEDJA_PASSWORD",
+        "LARMKEDJA_BRIDGE_SECRET",
+        "LARMKEDJA_GATEWAY_SECRET",
+        "LARMKEDJA_SMS_PASSWORD",
+    ):
+        monkeypatch.setenv(name, "x" * 20)
     assert main(["check-config", str(ROOT / "deploy" / "sample-config.toml")]) == 0
+
+
+def test_check_config_names_an_unset_bridge_secret_by_key_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LK_TEST_PASSWORD", "x")
+    monkeypatch.delenv("LK_UNSET_SMS", raising=False)
+    data = valid()
+    data["bridges"] = {
+        **_BRIDGES,
+        "sms": {"gateways": [{**_GATEWAY, "password": {"env": "LK_UNSET_SMS"}}]},
+    }
+    monkeypatch.setenv("S", "s" * 20)
+    monkeypatch.setenv("G", "g" * 20)
+    path = tmp_path / "larmkedja.toml"
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    assert main(["check-config", str(path)]) == EXIT_CONFIG
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"{path}: bridges.sms.gateways[0].password: environment variable LK_UNSET_SMS is not "
+        "set or empty"
+    ]
 
 
 def test_redacted_dump_hides_inline_secrets(tmp_path: Path) -> None:

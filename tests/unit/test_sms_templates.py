@@ -12,7 +12,8 @@ reply code and an escalation step almost a day late. Then:
 (a) the SMS templates are GSM-7 (the chat texts an SMS answer reuses may hold typographic quotes
     and dashes, which the outbox replaces, but nothing else), and every text as sent is GSM-7;
 (b) every alarm fits :data:`ALARM_BUDGET` segments as written, so the outbox cuts nothing, and
-    fitted to the budget (or to one segment) it still ends with the whole reply line;
+    fitted to the budget (or to one segment) it still ends with the whole reply line; so does
+    the stand-down notice, which asks for no reply;
 (c) every answer to a reply fits :data:`ANSWER_BUDGET` segments as written.
 """
 
@@ -40,12 +41,11 @@ from bridges.outbox_worker import sms_text
 from bridges.reply_codes import MAX_DIGITS, RejectReason
 from bridges.reply_parser import ParseProblem, parse_reply
 from bridges.sms import gsm7
-from commands.arguments import MAX_COUNT, MAX_HEADLINE
+from commands.arguments import MAX_HEADLINE
 from commands.channel_ack import CLOSED, ReplySource, acknowledge_by_reply, refuse_reply
 from commands.outcome import CODE
 from commands.registry import build_registry
 from commands.render import Voice
-from commands.render.bridges import render_alarm_sms
 from storage.database import Database
 from storage.incidents import SqlIncidents
 
@@ -124,6 +124,7 @@ class Night:
     lang: str
     alarms: list[Sms]
     answers: list[Sms]
+    notices: list[Sms]  # SMS that ask for no reply: the stand-down
 
 
 def sms_bodies(bot: Harness, what: str, incident: Incident) -> list[Sms]:
@@ -147,7 +148,7 @@ def longest(texts: dict[timedelta, str]) -> timedelta:
 async def night(
     request: pytest.FixtureRequest, db: Database, clock: FakeClock, catalog: Catalog
 ) -> Night:
-    """Alarm, late escalation, fallback wording and every answer to a reply, in one language."""
+    """Alarm, late escalation and every answer to a reply, in one language."""
     lang: str = request.param
     config = worst_config(lang)
     bot = Harness(db=db, config=config, clock=clock, catalog=catalog)
@@ -185,14 +186,6 @@ async def night(
     assert incident.level is level
     alarms = sms_bodies(bot, "alarm", incident)
     assert {s.plain for s in alarms} == {True, False}  # both reply lines
-    for member in incident.chain.parties:
-        alarms.append(
-            Sms(
-                f"fallback alarm to {member.party.id}",
-                render_alarm_sms(incident, member, voice, fallback=True),
-                plain=member.requirement.secondary_transports == 0,
-            )
-        )
 
     # The SMS step fires as late as reads longest ("23 h 59 min"), as after an outage.
     candidates = [
@@ -224,7 +217,7 @@ async def night(
             party_id=region.id,
             destination=number,
             source=source,
-            pledge=Pledge(MAX_COUNT),  # the most one can pledge, and still short of 1000
+            pledge=Pledge(largest_requirement() - 1),  # the longest count still short
             at=clock.now(),
         )
         answers += [Sms("acknowledged, short", d.body) for d in outcome.deliveries]
@@ -252,6 +245,12 @@ async def night(
             )
             answers += [Sms(f"unparsed: {kind}", d.body) for d in outcome.deliveries]
     await bot.say(uppsala, tib, f"{registry.display('standdown', lang)} {headline}")
+    notices = [
+        Sms(f"stand-down to {d.party_id}", d.body)
+        for d in bot.take_deliveries()
+        if d.channel == "sms"
+    ]
+    assert len(notices) == len(ALARMED)
     other = config.party("gavleborg")
     assert other is not None
     async with db.write() as session:
@@ -270,9 +269,9 @@ async def night(
         assert status == CLOSED
         answers += [Sms("closed", d.body) for d in outcome.deliveries]
 
-    assert len(alarms) == 3 * len(ALARMED)  # alarm, fallback wording, late step
+    assert len(alarms) == 2 * len(ALARMED)  # alarm, late step
     assert len(answers) == 1 + len(RejectReason) + len(UNREADABLE) + 1
-    return Night(lang, alarms, answers)
+    return Night(lang, alarms, answers, notices)
 
 
 def with_code(body: str) -> str:
@@ -337,6 +336,15 @@ def test_fitted_alarms_end_with_the_whole_reply_line(night: Night, budget: int) 
         head, _, last = fitted.rpartition("\n")
         assert last == reply_line(night, sms), f"{sms.what}: {fitted!r}"
         assert f"H-{INCIDENT_NUMBER}" in head, f"{sms.what}: {fitted!r}"
+
+
+def test_stand_down_sms_is_gsm7_and_fits_the_budget_as_written(night: Night) -> None:
+    for sms in night.notices:
+        assert CODE not in sms.body, sms.what
+        assert gsm7.is_gsm7(sms.body), f"{sms.what}: {sms.body!r}"
+        count = gsm7.segments(sms.body)
+        assert count <= ALARM_BUDGET, f"{sms.what}: {count} segments: {sms.body!r}"
+        assert sms_text(sms.body, ALARM_BUDGET) == sms.body.strip(), sms.what
 
 
 # -- (c) answers to replies fit two segments ---------------------------------------------------

@@ -1,0 +1,301 @@
+"""No secret in any log line or error message (acceptance criterion of the bridges issue).
+
+The whole bot runs in this process with every log record captured at DEBUG, through a
+scenario that walks the failure paths where secrets like to slip into text:
+
+- the first SMS gateway has a wrong Kannel password (Kannel answers ``403 Authorization
+  failed``; the client logs it and fails over to the second, right one);
+- the SMTP relay demands AUTH; the first relay entry has a wrong password (535, logged, next
+  relay), the second the right one;
+- Kannel callbacks with a forged or missing secret, and one whose request line is too long
+  for the HTTP server (its error is logged by aiohttp, quoting the request line);
+- a tampered acknowledge link, a genuine one opened and confirmed;
+- an alarm, a wrong code and an acknowledgement by SMS, a reply by e-mail that quotes the
+  alarm (link and all).
+
+The secrets: both Kannel passwords, both SMTP passwords (also as AUTH would encode them), the
+gateway secret, the bridge secret, the bot's Matrix password, every link token issued (the
+four-digit codes are too short to search for), and the forged callback secret. None may
+appear in a log record (message and traceback), the process's stdout/stderr, an outbox row's
+``last_error`` or an audit entry. The HTTP access log names routes, never paths or queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from bot.demo.mailsink import MailSink, SinkMail
+from bot.demo.rig import SHORT_NUMBER, BridgeRig
+from bot.demo.script import board_saying, say
+from tests.integration.botctl import bot_in_process
+from tests.integration.conftest import WorldFactory
+from tests.integration.escalation_support import BotDatabase
+
+FOUR = (
+    ("uppsala", "Region Uppsala"),
+    ("dalarna", "Region Dalarna"),
+    ("gavleborg", "Region Gävleborg"),
+    ("varmland", "Region Värmland"),
+)
+ALARMED = ("dalarna", "gavleborg", "varmland")
+SMS_CODE = re.compile(r"KVITTERA (\d{4}) ")
+MAIL_CODE = re.compile(r"KVITTERA (\d{6}) ")
+LINK = re.compile(r"(http://127\.0\.0\.1:\d+/ack/[A-Za-z0-9._~-]+)")
+SMTP_USER = "larmkedja-relay"
+ROUTES = {"/healthz", "/sms/inbound", "/sms/dlr", "/ack/{token}", "<unmatched>"}
+ACCESS_LINE = re.compile(r"^(?P<method>[A-Z]+) (?P<route>\S+) (?P<status>\d{3}) \d+\.\d{3}s$")
+
+
+class Recorder(logging.Handler):
+    """Every record, formatted with its traceback, as the operator's log would show it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self.lines: list[tuple[str, str]] = []  # (logger name, formatted text)
+        self.access: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception as exc:  # a record that cannot be formatted is itself a finding
+            text = f"<unformattable record {record.name}: {exc!r}> {record.msg!r} {record.args!r}"
+        self.lines.append((record.name, text))
+        if record.name == "bot.http.app.access":
+            self.access.append(record.getMessage())
+
+
+@contextmanager
+def everything_logged() -> Iterator[Recorder]:
+    root = logging.getLogger()
+    recorder = Recorder()
+    level = root.level
+    root.addHandler(recorder)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield recorder
+    finally:
+        root.removeHandler(recorder)
+        root.setLevel(level)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[BridgeRig]:
+    """The rig, its mailbox an SMTP relay that wants a login (in clear: loopback only)."""
+    rig = BridgeRig(tmp_path / "rig")
+    rig.smtp_password = "smtp-" + secrets.token_urlsafe(18)  # type: ignore[attr-defined]
+    rig.mail = MailSink(
+        listener=("127.0.0.1", rig.mail_port),
+        credentials={SMTP_USER: rig.smtp_password},  # type: ignore[attr-defined]
+    )
+    async with rig:
+        yield rig
+
+
+def forms(secret: str) -> set[str]:
+    """The ways a secret can show up in text: as is, URL-encoded, base64 (as AUTH sends it)."""
+    raw = secret.encode()
+    found = {secret, quote(secret, safe=""), quote_plus(secret)}
+    found |= {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+    return {f for f in found if len(f) >= 8}
+
+
+def auth_forms(user: str, password: str) -> set[str]:
+    """AUTH PLAIN's initial response, in base64."""
+    return {base64.b64encode(f"\0{user}\0{password}".encode()).decode()}
+
+
+async def test_no_secret_in_any_log_line_error_or_record(
+    make_world: WorldFactory, rig: BridgeRig, capfd: pytest.CaptureFixture[str]
+) -> None:
+    wrong_kannel = "wrong-" + secrets.token_urlsafe(14)
+    wrong_smtp = "wrong-smtp-" + secrets.token_urlsafe(14)
+    forged_gateway_secret = "forged-" + secrets.token_urlsafe(20)
+    smtp_password: str = rig.smtp_password  # type: ignore[attr-defined]
+    world = await make_world(rig=rig, regions=FOUR)
+    bridges = world.config["bridges"]
+    right = dict(bridges["sms"]["gateways"][0], name="backup")
+    bridges["sms"]["gateways"] = [
+        dict(right, password={"value": wrong_kannel}, name="primary"),
+        right,
+    ]
+    relay = {"host": "127.0.0.1", "port": rig.mail.port, "starttls": False}
+    bridges["email"]["relays"] = [
+        dict(relay, username=SMTP_USER, password={"value": wrong_smtp}),
+        dict(relay, username=SMTP_USER, password={"value": smtp_password}),
+    ]
+    world.config["log_level"] = "DEBUG"
+    world.write_config()
+    matrix_password = (world.workdir / "bot-password").read_text(encoding="utf-8").strip()
+
+    db = BotDatabase(world)
+    try:
+        with everything_logged() as log:
+            async with (
+                bot_in_process(world.config_path),
+                aiohttp.ClientSession() as http,
+            ):
+                tokens = await scenario(world, rig, http, db, forged_gateway_secret)
+            await asyncio.sleep(0.1)  # the shutdown's last words
+        out, err = capfd.readouterr()
+
+        secret_forms: dict[str, set[str]] = {
+            "Kannel password": forms(rig.kannel.password),
+            "wrong Kannel password": forms(wrong_kannel),
+            "SMTP password": forms(smtp_password) | auth_forms(SMTP_USER, smtp_password),
+            "wrong SMTP password": forms(wrong_smtp) | auth_forms(SMTP_USER, wrong_smtp),
+            "gateway secret": forms(rig.gateway_secret),
+            "forged gateway secret": forms(forged_gateway_secret),
+            "bridge secret": forms(rig.bridge_secret),
+            "Matrix password": forms(matrix_password),
+        }
+        for index, token in enumerate(tokens):
+            secret_forms[f"link token {index}"] = {token}
+
+        texts: list[tuple[str, str]] = [(f"log {name}", text) for name, text in log.lines]
+        texts += [("stdout", out), ("stderr", err)]
+        for row in await db.outbox_rows():
+            texts.append((f"outbox {row.idempotency_key} last_error", row.last_error or ""))
+        for entry in await db.audit():
+            texts.append(
+                (
+                    f"audit #{entry.seq} {entry.action}",
+                    json.dumps([entry.actor, entry.subject, entry.detail], ensure_ascii=False),
+                )
+            )
+        leaks = [
+            (what, where, text[:300])
+            for where, text in texts
+            for what, variants in secret_forms.items()
+            if any(v in text for v in variants)
+        ]
+        assert not leaks, "\n".join(f"{w} in {p}: {t!r}" for w, p, t in leaks[:20])
+
+        # The failure paths were really taken (and logged without their secrets).
+        messages = "\n".join(text for _name, text in log.lines)
+        assert "refused our credentials; trying backup" in messages
+        assert "Authorization failed" in messages
+        assert re.search(r"relay \S+ failed .* at auth", messages), "no SMTP AUTH failure logged"
+        assert "secret=***" in messages  # the over-long request line, redacted
+        assert len(log.lines) > 200, "suspiciously little was logged"
+        import collections
+
+        print(collections.Counter(n for n, _ in log.lines))
+        print([t[:200] for n, t in log.lines if n == "mail.log"][:10])
+
+        # Access log: the route, never the path (a link token) or the query (the secret).
+        assert log.access
+        for line in log.access:
+            match = ACCESS_LINE.match(line)
+            assert match is not None, line
+            assert match["route"] in ROUTES, line
+        seen = {(m["method"], m["route"], m["status"]) for m in map(ACCESS_LINE.match, log.access)}
+        for expected in (
+            ("GET", "/sms/inbound", "403"),
+            ("GET", "/sms/inbound", "200"),
+            ("GET", "/sms/dlr", "200"),
+            ("GET", "/ack/{token}", "200"),
+            ("GET", "/ack/{token}", "404"),
+            ("POST", "/ack/{token}", "404"),
+            ("POST", "/ack/{token}", "200"),
+        ):
+            assert expected in seen, (expected, sorted(seen))
+        print(
+            f"\n{len(log.lines)} log records, {len(log.access)} access-log lines, "
+            f"{len(texts) - len(log.lines)} other texts searched for "
+            f"{sum(len(v) for v in secret_forms.values())} forms of {len(secret_forms)} secrets"
+        )
+        assert await db.verify_audit_chain() is None
+    finally:
+        await db.close()
+
+
+async def scenario(
+    world: Any, rig: BridgeRig, http: aiohttp.ClientSession, db: BotDatabase, forged: str
+) -> list[str]:
+    """The alarm, forgeries and acknowledgements; returns every link token issued."""
+    base = f"http://127.0.0.1:{rig.http_port}"
+    await world.wait_bot_joined()
+    await say(world, "uppsala", "!händelse katastrofläge Tågurspårning Märsta", "H-1")
+    await say(world, "uppsala", "!larma", "Larmkedjan för H-1")
+    texts = {
+        p: (await rig.kannel.wait_for_sent(receiver=rig.number(p), timeout=30))[-1].text
+        for p in ALARMED
+    }
+    mails: dict[str, SinkMail] = {
+        p: await rig.mail.wait_for(
+            lambda m, p=p: rig.address(p) in m.rcpt_tos and "MASSKADELARM" in m.subject,
+            timeout=30,
+        )
+        for p in ALARMED
+    }
+    assert all(m.login == SMTP_USER for m in mails.values())
+    links = {p: _group(LINK, m.text) for p, m in mails.items()}
+    tokens = [link.rpartition("/")[2] for link in links.values()]
+
+    # Kannel callbacks with a forged secret, none, and the right one in a request line too
+    # long for the server (its error text quotes the line).
+    mo = f"from=%2B46709990001&to={SHORT_NUMBER}&text=KVITTERA%201234&id=forged-1"
+    for query in (f"secret={forged}&{mo}", mo, f"secret={forged}&secret={rig.gateway_secret}"):
+        async with http.get(URL(f"{base}/sms/inbound?{query}", encoded=True)) as response:
+            assert response.status == 403
+    long_text = "KVITTERA%201234%20" + "x" * 9000
+    query = f"secret={rig.gateway_secret}&from=%2B46709990002&to=4600&text={long_text}&id=f-2"
+    async with http.get(URL(f"{base}/sms/inbound?{query}", encoded=True)) as response:
+        assert response.status == 400
+
+    # A tampered link, opened and posted; a genuine one opened, then confirmed.
+    genuine = tokens[-1]
+    tampered = genuine[:-3] + ("AAA" if not genuine.endswith("AAA") else "BBB")
+    async with http.get(f"{base}/ack/{tampered}") as response:
+        assert response.status == 404
+    async with http.post(f"{base}/ack/{tampered}", data={"token": tampered}) as response:
+        assert response.status == 404
+    async with http.get(links["varmland"]) as response:
+        assert response.status == 200
+    async with http.post(links["varmland"], data={"token": genuine, "count": "2"}) as response:
+        assert response.status == 200
+
+    # A wrong code, then the right one, by SMS; a reply by e-mail quoting the alarm.
+    dalarna = rig.number("dalarna")
+    code = _group(SMS_CODE, texts["dalarna"])
+    wrong = "0000" if code != "0000" else "1111"
+    rig.kannel.inject_mo(dalarna, SHORT_NUMBER, f"KVITTERA {wrong} 3")
+    await rig.kannel.wait_for_sent(receiver=dalarna, count=2, timeout=30)
+    rig.kannel.inject_mo(dalarna, SHORT_NUMBER, f"KVITTERA {code} 3")
+    mail_code = _group(MAIL_CODE, mails["gavleborg"].text)
+    await rig.mail.reply(mails["gavleborg"], f"KVITTERA {mail_code} 4", rig.address("gavleborg"))
+
+    uppsala = world.officer("uppsala")
+    for channel in ("via sms", "via e-post", "via länk"):
+        await board_saying(world, uppsala, world.rooms["uppsala"], channel)
+    await rig.kannel.wait_for_sent(receiver=dalarna, count=3, timeout=30)
+    await rig.mail.wait_for(
+        lambda m: rig.address("gavleborg") in m.rcpt_tos and "Kvitterat" in m.text, timeout=30
+    )
+    acks = await db.audit("ack.recorded")
+    assert sorted(a.detail["channel"] for a in acks) == ["email", "link", "sms"]
+    # Every link issued so far (the answers carry none, but look anyway).
+    for mail in rig.mail.received:
+        tokens += [link.rpartition("/")[2] for link in LINK.findall(mail.text)]
+    return sorted(set(tokens))
+
+
+def _group(pattern: re.Pattern[str], text: str) -> str:
+    match = pattern.search(text)
+    assert match is not None, text
+    return match.group(1)
