@@ -281,10 +281,18 @@ def _choose_code(tokens: list[_Token]) -> int | ParseProblem:
     return _problem("ambiguous_code")
 
 
-def _remark(text: str, tokens: list[_Token], first: int) -> tuple[str, bool]:
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+
+
+def _remark(text: str, tokens: list[_Token], first: int, channel: str) -> tuple[str, bool]:
     if first >= len(tokens):
         return "", False
-    rest = " ".join(text[tokens[first].start :].split()).lstrip(" ,;:-–—").strip()
+    raw = text[tokens[first].start :]
+    if channel == "email" and first > 0:
+        # The remark is the rest of the code's paragraph, not the greeting under it.
+        previous = tokens[first - 1]
+        raw = _PARAGRAPH_BREAK.split(text[previous.start + len(previous.text) :], maxsplit=1)[0]
+    rest = " ".join(raw.split()).lstrip(" ,;:-–—").strip()
     if len(rest) <= MAX_TEXT:
         return rest, False
     return rest[: MAX_TEXT - 1].rstrip() + "…", True
@@ -336,7 +344,7 @@ def _parse(text: str, channel: str) -> ParsedReply | ParseProblem:
         after += 1
     if after < len(tokens) and tokens[after].folded in _NEGATING_FIRST_REMARK:
         return _problem("negated")
-    remark, truncated = _remark(text, tokens, after)
+    remark, truncated = _remark(text, tokens, after, channel)
     return ParsedReply(tokens[index].core, pledge, remark, truncated)
 
 

@@ -83,7 +83,15 @@ async def execute_alarm(call: Call, ctx: CommandContext) -> Outcome:
             )
         )
     deliveries = alarm_deliveries(incident, started.parties, call, ctx)
-    posts.append(reply(call, render_chain_started(incident, started, voice)))
+    counts = {c: sum(1 for d in deliveries if d.channel == c) for c in ("sms", "email")}
+    posts.append(
+        reply(
+            call,
+            render_chain_started(
+                incident, started, voice, sms=counts["sms"], email=counts["email"]
+            ),
+        )
+    )
     audit = [
         AuditEntry(
             "chain.started",

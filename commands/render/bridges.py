@@ -94,9 +94,12 @@ def render_alarm_email(
 
 def render_stand_down_sms(incident: Incident, voice: Voice) -> str:
     """The stand-down as a short text (no reply is asked for)."""
-    return voice.text(
+    text = voice.text(
         "sms.standdown",
         incident=incident.id,
         region=incident.region_name,
         headline=sms_headline(incident),
     )
+    if incident.stand_down_remark:
+        text += voice.text("sms.standdown.remark", remark=incident.stand_down_remark)
+    return text

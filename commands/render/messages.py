@@ -37,8 +37,11 @@ def render_stand_down(incident: Incident, voice: Voice) -> str:
     )
 
 
-def render_chain_started(incident: Incident, started: ChainStarted, voice: Voice) -> str:
-    """The initiator's answer: who was alarmed where."""
+def render_chain_started(
+    incident: Incident, started: ChainStarted, voice: Voice, *, sms: int = 0, email: int = 0
+) -> str:
+    """The initiator's answer: who was alarmed where (``sms``/``email``: how many numbers and
+    addresses got the alarm too)."""
     if not started.parties:
         return voice.text("alarm.started.empty", incident=incident.id)
     return voice.lines(
@@ -51,6 +54,7 @@ def render_chain_started(incident: Incident, started: ChainStarted, voice: Voice
             )
             for p in started.parties
         ),
+        voice.text("alarm.started.bridges", sms=sms, email=email) if sms or email else None,
     )
 
 

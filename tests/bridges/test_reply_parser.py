@@ -173,3 +173,15 @@ def test_bytes_are_decoded_leniently() -> None:
     parsed = parse_reply(b"\xff\xfeKVITTERA 4821 2")
     assert isinstance(parsed, ParsedReply)
     assert (parsed.code, parsed.pledge) == ("4821", 2)
+
+
+def test_an_email_remark_is_the_code_paragraph_not_the_greeting_under_it() -> None:
+    parsed = parse_reply("KVITTERA 482193 6\n\nMvh TiB Dalarna", channel="email")
+    assert isinstance(parsed, ParsedReply)
+    assert (parsed.pledge, parsed.remark) == (6, "")
+    parsed = parse_reply("KVITTERA 482193 6 två från Mora\nvia riksväg 70\n\nMvh", channel="email")
+    assert isinstance(parsed, ParsedReply)
+    assert parsed.remark == "två från Mora via riksväg 70"
+    sms = parse_reply("KVITTERA 4821 6 två\n\nfrån Mora", channel="sms")
+    assert isinstance(sms, ParsedReply)
+    assert sms.remark == "två från Mora"  # an SMS has no signature to drop

@@ -76,7 +76,8 @@ async def test_mass_casualty_alarm_from_confirmation_to_stand_down(bot: Harness)
         "• Region Örebro län – i sitt rum, till @tib.orebro\n"
         "• Region Sörmland – i sitt rum, till @tib.sormland\n"
         "• Socialstyrelsen – i sitt rum, till @tib.socialstyrelsen\n"
-        "• Blodcentralen Uppsala – i sitt rum, till @tib.blodcentralen-uppsala"
+        "• Blodcentralen Uppsala – i sitt rum, till @tib.blodcentralen-uppsala\n"
+        "Dessutom via sms till 8 nummer och via e-post till 8 adresser, med svarskod."
     ]
     assert len(sent) == 9
     assert board(bot).splitlines()[:5] == [
