@@ -58,6 +58,7 @@ class App:
         self.bridges: BridgeHub | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
+        self._stopping = False
         self.failure: BaseException | None = None
 
     async def start(self) -> None:
@@ -194,7 +195,7 @@ class App:
         self._tasks.append(task)
 
     def _task_done(self, task: asyncio.Task[None], forever: bool) -> None:
-        if task.cancelled():
+        if task.cancelled() or self._stopping:
             return
         exc = task.exception()
         if exc is not None:
@@ -217,6 +218,11 @@ class App:
         await self._stopped.wait()
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self.bridges is not None:
+            # Let an SMS/e-mail pass under way finish and be recorded: a send cut off between
+            # "accepted by the gateway" and "marked sent" would go out again after a restart.
+            await self.bridges.finish(timeout=15)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -44,7 +44,7 @@ from bridges.sms.kannel import (
     dlr_url_template,
 )
 from commands.outcome import CODE, LINK
-from storage import inbox, outbox
+from storage import audit, inbox, outbox
 from storage.database import Database
 from storage.incidents import make_repositories
 from storage.models import OutboxRow
@@ -89,7 +89,7 @@ class BridgeHub:
         self._http_runner: web.AppRunner | None = None
         self._mail: InboundMailServer | None = None
         self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._running: asyncio.Future[Any] | None = None
         self.http_port: int | None = None
         self.sms: KannelClient | None = None
         email_settings: EmailChannelSettings | None = None
@@ -145,6 +145,7 @@ class BridgeHub:
             catalog=self.engine.catalog,  # one set of texts for the bot and its pages
             default_language=self.config.healthcare_region.language,
             public_origin=http.public_base_url,
+            on_link_refused=self._on_link_refused if settings.email is not None else None,
         )
         self._http_runner = await serve(app, http.host, http.port)
         address = self._http_runner.addresses[0]
@@ -212,10 +213,21 @@ class BridgeHub:
             self.outbox.wakeup()
 
     async def run(self) -> None:
-        """The outbox loop and the fallback watch, until stopped."""
+        """The outbox loop and the fallback watch, until :meth:`finish`."""
         assert self.outbox is not None
         assert self.fallback is not None
-        await asyncio.gather(self.outbox.run(self._stop), self.fallback.run(self._stop))
+        self._running = asyncio.ensure_future(
+            asyncio.gather(self.outbox.run(self._stop), self.fallback.run(self._stop))
+        )
+        await self._running
+
+    async def finish(self, timeout: float) -> None:
+        """Stop after the pass under way (sends recorded), waiting at most ``timeout``."""
+        self._stop.set()
+        if self.fallback is not None:
+            self.fallback.wakeup()
+        if self._running is not None and not self._running.done():
+            await asyncio.wait({self._running}, timeout=timeout)
 
     @property
     def mail_port(self) -> int | None:
@@ -320,6 +332,17 @@ class BridgeHub:
                 },
             )
         )
+
+    async def _on_link_refused(self, reason: str) -> None:
+        async with self.db.write() as session:
+            await audit.append(
+                session,
+                at=self.clock.now(),
+                actor="link",
+                action="inbound_reply.refused",
+                subject=None,
+                detail={"channel": "link", "reason": reason},
+            )
 
     async def _on_ack(self, claim: LinkClaim, form: AckForm) -> AckOutcome:
         return await self.engine.ack_by_link(claim, form)

@@ -62,6 +62,7 @@ from commands.arguments import MAX_TEXT, ArgumentProblem, parse_count
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 64 * 1024
+MAX_REQUEST_LINE = 64 * 1024
 DEFAULT_CALLBACK_TIMEOUT = 5.0
 
 HealthCheck = Callable[[], Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
@@ -88,6 +89,8 @@ class AckForm:
 
 
 AckCallback = Callable[[LinkClaim, AckForm], Awaitable[AckOutcome]]
+#: Called with the reason (malformed, tampered, expired) when a POST brings a bad link.
+LinkRefusedCallback = Callable[[str], Awaitable[None]]
 
 
 # -- redaction ---------------------------------------------------------------------------------
@@ -145,7 +148,10 @@ class RedactingLogger:
 
 
 def _route_name(request: web.BaseRequest) -> str:
-    match_info = getattr(request, "match_info", None)
+    try:  # a request refused before routing (a bad request line) has no match info
+        match_info = getattr(request, "match_info", None)
+    except AssertionError:
+        return "<unmatched>"
     route = getattr(match_info, "route", None)
     resource = getattr(route, "resource", None)
     return resource.canonical if resource is not None else "<unmatched>"
@@ -215,7 +221,9 @@ class _Handlers:
         renderer: PageRenderer,
         public_origin: str | None,
         callback_timeout: float,
+        on_link_refused: LinkRefusedCallback | None = None,
     ) -> None:
+        self.on_link_refused = on_link_refused
         self.health_check = health
         self.registry = registry
         self._secret_digest = (
@@ -372,6 +380,9 @@ class _Handlers:
         token = request.match_info["token"]
         claim = self._verify(token)
         if isinstance(claim, LinkRejected):
+            if self.on_link_refused is not None:  # a POST is an attempt: it is audited
+                on_link_refused = self.on_link_refused
+                await self._call(lambda: on_link_refused(claim.reason.value))
             return self._rejected_page(claim)
         language = self._language(claim)
         invalid = AckPage(PageState.INVALID, language)
@@ -457,6 +468,7 @@ def build_app(
     renderer: PageRenderer | None = None,
     public_origin: str | None = None,
     callback_timeout: float = DEFAULT_CALLBACK_TIMEOUT,
+    on_link_refused: LinkRefusedCallback | None = None,
 ) -> web.Application:
     """The application, with a route for each capability given.
 
@@ -490,6 +502,7 @@ def build_app(
         renderer=renderer or ack_page_renderer(catalog if catalog is not None else Catalog.load()),
         public_origin=public_origin,
         callback_timeout=callback_timeout,
+        on_link_refused=on_link_refused,
     )
     app = web.Application(middlewares=[_guard], client_max_size=MAX_REQUEST_BYTES)
     app.router.add_get("/healthz", handlers.healthz)
@@ -528,6 +541,10 @@ async def serve(app: web.Application, host: str = "127.0.0.1", port: int = 8080)
         access_log_class=RouteAccessLogger,
         access_log=log.getChild("access"),
         logger=RedactingLogger(log.getChild("server")),
+        # Kannel puts a whole SMS into the MO URL: 1600 UCS-2 characters percent-encoded are
+        # ~20 KB, above aiohttp's default 8 KB request line, and a 400 would drop the reply.
+        max_line_size=MAX_REQUEST_LINE,
+        max_field_size=MAX_REQUEST_LINE,
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port)

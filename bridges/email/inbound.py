@@ -55,6 +55,18 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 log = logging.getLogger(__name__)
 
+
+class _NoMessageContent(logging.Filter):
+    """Drops aiosmtpd's ``DATA readline: …`` records: at DEBUG it logs every line of every
+    message, and a reply quoting the alarm carries its live acknowledge link and reply code."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("DATA readline"))
+
+
+_AIOSMTPD_LOG = logging.getLogger("mail.log")  # aiosmtpd.smtp's logger
+_NO_MESSAGE_CONTENT = _NoMessageContent()
+
 #: Replies are a few lines; 256 KiB leaves room for a quoted alarm, an HTML copy and a logo.
 MAX_SIZE = 256 * 1024
 
@@ -141,6 +153,8 @@ class InboundMailServer:
         return self._port
 
     async def start(self) -> None:
+        if _NO_MESSAGE_CONTENT not in _AIOSMTPD_LOG.filters:
+            _AIOSMTPD_LOG.addFilter(_NO_MESSAGE_CONTENT)
         loop = asyncio.get_running_loop()
         handler = _Handler(self)
         self._server = await loop.create_server(
