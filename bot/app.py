@@ -223,9 +223,7 @@ class App:
             # Let an SMS/e-mail pass under way finish and be recorded: a send cut off between
             # "accepted by the gateway" and "marked sent" would go out again after a restart.
             await self.bridges.finish(timeout=15)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await _cancel_all(self._tasks)
         self._tasks.clear()
         if self.engine is not None:
             if self.engine.trigger is not None:
@@ -236,6 +234,24 @@ class App:
         if self.session is not None:
             await self.session.client.close()
         await self.db.close()
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait for them, cancelling again any that lost its cancellation
+    (see :mod:`bot.waiting`): a stop must end, or the supervisor cannot restart the bot."""
+    pending = [t for t in tasks if not t.done()]
+    for attempt in range(100):
+        for task in pending:
+            task.cancel()
+        _done, still = await asyncio.wait(pending, timeout=0.2) if pending else (set(), set())
+        pending = list(still)
+        if not pending:
+            break
+        if attempt == 10:
+            log.warning("tasks still running after cancel: %s", [t.get_name() for t in pending])
+    for task in tasks:  # collect outcomes so that none is reported as never retrieved
+        if task.done() and not task.cancelled():
+            task.exception()
 
 
 __all__ = ["App", "StartupRefused"]

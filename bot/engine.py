@@ -16,7 +16,6 @@ audited, and the sender gets a short apology in the room's language.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
@@ -44,6 +43,7 @@ from bot.matrix.sender import (
     Sent,
     build_content,
 )
+from bot.waiting import wait_event
 from bridges.signed_links import LinkClaim
 from commands import dispatch, escalation
 from commands.context import CommandContext, Invocation, Reaction
@@ -215,8 +215,7 @@ class Engine:
         while True:
             self.inbox_wakeup.clear()
             await self.drain_inbox()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.inbox_wakeup.wait(), timeout=5)
+            await wait_event(self.inbox_wakeup, timeout=5)
 
     async def drain_inbox(self) -> int:
         """Handle every pending inbox row in arrival order; return how many."""
@@ -664,8 +663,7 @@ class Engine:
                 raise
             except Exception:
                 log.exception("outbox pass failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.outbox_wakeup.wait(), timeout=wait)
+            await wait_event(self.outbox_wakeup, timeout=wait)
 
     async def deliver_due(self) -> int:
         """Claim the due Matrix rows of every room not already being served and start one

@@ -15,7 +15,6 @@ has acknowledged by then (the channel outbox cancels it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from bot.clock import Clock
+from bot.waiting import wait_event
 from commands.fallback import fall_back
 from storage import outbox
 from storage.database import Database
@@ -82,8 +82,7 @@ class FallbackWatch:
                 raise
             except Exception:
                 log.exception("fallback check failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self.interval_s)
+            await wait_event(self._wakeup, timeout=self.interval_s)
 
     async def candidates(self, now: datetime) -> list[OutboxRow]:
         query = (

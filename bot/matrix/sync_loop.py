@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from nio import AsyncClient, SyncResponse
 
 from bot.matrix.inbound import events_from_sync
+from bot.waiting import within
 from storage.inbox import InboundEvent
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class SyncLoop:
 
     async def _sync_once(self, first: bool) -> object:
         if first:
-            return await asyncio.wait_for(
+            return await within(
                 self._client.sync(timeout=0, since=self._token, full_state=True),
                 self._first_timeout,
             )
