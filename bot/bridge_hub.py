@@ -328,6 +328,7 @@ class BridgeHub:
                     "envelope_from": mail.envelope_from[:255],
                     "message_id": mail.message_id[:255],
                     "in_reply_to": mail.in_reply_to[:255],
+                    "references": [r[:255] for r in mail.references[-10:]],
                     "automatic": mail.automatic,
                 },
             )

@@ -36,6 +36,15 @@ _LINK_REFUSAL = {
 }
 
 
+def _thread(payload: dict[str, object]) -> tuple[str, ...]:
+    """The Message-IDs an answer to this e-mail follows up: its references, then itself."""
+    ids = [str(i) for i in payload.get("references") or () if i]  # type: ignore[attr-defined]
+    own = payload.get("message_id")
+    if own:
+        ids.append(str(own))
+    return tuple(dict.fromkeys(i for i in ids if i.startswith("<") and len(i) < 255))[-10:]
+
+
 def _pledge(count: int | None, remark: str) -> Pledge | None:
     return Pledge(count, remark) if count is not None or remark else None
 
@@ -51,7 +60,7 @@ class ChannelReplies:
     ) -> Outcome:
         channel = row.kind
         payload = row.payload or {}
-        source = ReplySource(channel, row.sender, row.event_id)
+        source = ReplySource(channel, row.sender, row.event_id, _thread(payload))
         if payload.get("automatic"):  # an out-of-office or a bounce: never an answer
             return Outcome(
                 audit=[

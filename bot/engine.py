@@ -439,7 +439,11 @@ class Engine:
                 purpose=d.purpose,
                 created_at=now,
                 incident_id=d.incident_id,
-                payload={"body": d.body, **({"party_id": d.party_id} if d.party_id else {})},
+                payload={
+                    "body": d.body,
+                    **({"party_id": d.party_id} if d.party_id else {}),
+                    **({"thread": list(d.thread)} if d.thread else {}),
+                },
             )
             for d in outcome.deliveries
         ]

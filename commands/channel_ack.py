@@ -37,11 +37,13 @@ CLOSED = "closed"
 @dataclass(frozen=True)
 class ReplySource:
     """Where a reply came from: the channel (``sms``, ``email``, ``link``), the number or
-    address it was sent from (for the answer; ``None`` for a link) and its inbound id."""
+    address it was sent from (for the answer; ``None`` for a link), its inbound id, and for
+    e-mail the thread the answer joins (the reply's references and Message-ID)."""
 
     channel: str
     sender: str | None
     source_id: str
+    thread: tuple[str, ...] = ()
 
 
 def who(destination: str) -> str:
@@ -59,7 +61,11 @@ def answer(source: ReplySource, lang: str, body: str, key: str) -> list[Delivery
     """The answer on the channel the reply came on (a link answers with its page)."""
     if source.sender is None or source.channel not in ("sms", "email"):
         return []
-    return [Delivery(source.channel, source.sender, body, key=key, purpose="reply")]
+    return [
+        Delivery(
+            source.channel, source.sender, body, key=key, purpose="reply", thread=source.thread
+        )
+    ]
 
 
 async def acknowledge_by_reply(

@@ -66,6 +66,7 @@ class Delivery:
     incident_id: str | None = None
     party_id: str | None = None
     purpose: str = "escalation"  # alarm | escalation | reply | notice
+    thread: tuple[str, ...] = ()  # e-mail: the Message-IDs this one answers, oldest first
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ async def test_alarm_reaches_every_channel_and_each_channel_acknowledges(
 
             # Gävleborg replies to the e-mail, top-posted, quoting the alarm.
             code = code_in(MAIL_CODE, mails["gavleborg"].text)
-            await rig.mail.reply(
+            reply = await rig.mail.reply(
                 mails["gavleborg"], f"KVITTERA {code} 5\n\nMvh TiB", rig.address("gavleborg")
             )
             board = await board_saying(world, uppsala, world.rooms["uppsala"], "via e-post")
@@ -126,6 +126,8 @@ async def test_alarm_reaches_every_channel_and_each_channel_acknowledges(
                 lambda m: rig.address("gavleborg") in m.rcpt_tos and "Kvitterat" in m.text
             )
             assert "H-1 för Region Gävleborg, 5 sekundärtransporter" in answer_mail.text
+            assert answer_mail.header("In-Reply-To") == str(reply["Message-ID"])  # one thread
+            assert "Mvh" not in line  # the greeting under the code is not a remark
 
             # Värmland opens the link (GET: a page, no acknowledgement), then confirms (POST).
             link = code_in(LINK, mails["varmland"].text)

@@ -18,7 +18,7 @@ e-mails, makes two legitimate acknowledgements (one SMS, one e-mail: their codes
 
 Reply codes live only ``TTL_MIN`` here, so the "expired" forgeries are the real codes sent
 from their own numbers and addresses once that has passed. The seed is printed; set
-``FORGERY_SEED`` to replay a run.
+``LARMKEDJA_FORGERY_SEED`` to replay a run.
 """
 
 from __future__ import annotations
@@ -366,8 +366,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[BridgeRig]:
 async def test_two_hundred_forged_replies_acknowledge_nothing_and_are_all_audited(
     make_world: WorldFactory, rig: BridgeRig
 ) -> None:
-    seed = int(os.environ.get("FORGERY_SEED") or random.SystemRandom().randrange(2**32))
-    print(f"\nforgery seed: {seed} (replay with FORGERY_SEED={seed})")
+    seed = int(os.environ.get("LARMKEDJA_FORGERY_SEED") or random.SystemRandom().randrange(2**32))
+    print(f"\nforgery seed: {seed} (replay with LARMKEDJA_FORGERY_SEED={seed})")
     rng = random.Random(seed)
     began = time.monotonic()
     world = await make_world(rig=rig, regions=FIVE)
