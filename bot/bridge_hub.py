@@ -31,6 +31,7 @@ from bot.domain import IncidentState
 from bot.engine import Engine
 from bot.fallback import FallbackWatch
 from bot.http.app import AckForm, AckOutcome, build_app, serve
+from bot.matrix.session import StartupRefused
 from bridges.email.inbound import InboundMail, InboundMailServer
 from bridges.email.smtp import Relay, SmtpSender
 from bridges.outbox_worker import ChannelOutbox, EmailChannelSettings
@@ -147,7 +148,13 @@ class BridgeHub:
             public_origin=http.public_base_url,
             on_link_refused=self._on_link_refused if settings.email is not None else None,
         )
-        self._http_runner = await serve(app, http.host, http.port)
+        try:
+            self._http_runner = await serve(app, http.host, http.port)
+        except OSError as exc:
+            raise StartupRefused(
+                f"bridges.http: cannot listen on {http.host}:{http.port} ({exc.strerror}); "
+                "is another bot running, or set another port"
+            ) from None
         address = self._http_runner.addresses[0]
         self.http_port = int(address[1])
         if settings.sms is not None:
@@ -179,7 +186,13 @@ class BridgeHub:
                 accept=mail.accept or [mail.address],
                 allowed_clients=mail.allowed_clients or None,
             )
-            await self._mail.start()
+            try:
+                await self._mail.start()
+            except OSError as exc:
+                raise StartupRefused(
+                    f"bridges.email: cannot listen on {mail.listen_host}:{mail.listen_port} "
+                    f"({exc.strerror}); set another listen_port"
+                ) from None
         rates: dict[str, float] = {}
         if settings.sms is not None:
             rates["sms"] = settings.sms.rate_per_s

@@ -8,6 +8,7 @@ bot's HTTP endpoint for the link.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from bot.demo.mailsink import SinkMail
 from bot.demo.rig import SHORT_NUMBER, BridgeRig
 from bot.demo.script import board_saying, board_text, say
 from bot.demo.world import World
+from bot.matrix.session import StartupRefused
 from tests.integration.botctl import bot_in_process
 from tests.integration.conftest import WorldFactory
 from tests.integration.escalation_support import BotDatabase
@@ -163,3 +165,15 @@ async def test_alarm_reaches_every_channel_and_each_channel_acknowledges(
         assert await db.verify_audit_chain() is None
     finally:
         await db.close()
+
+
+async def test_a_taken_http_port_refuses_the_start_with_a_clear_message(
+    make_world: WorldFactory, rig: BridgeRig
+) -> None:
+    world = await bridged_world(make_world, rig, regions=FOUR[:2])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", rig.http_port))
+        squatter.listen()
+        with pytest.raises(StartupRefused, match=r"bridges\.http: cannot listen on 127\.0\.0\.1:"):
+            async with bot_in_process(world.config_path):
+                pass
