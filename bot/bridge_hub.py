@@ -32,6 +32,7 @@ from bot.engine import Engine
 from bot.fallback import FallbackWatch
 from bot.http.app import AckForm, AckOutcome, build_app, serve
 from bot.matrix.session import StartupRefused
+from bot.metrics import Metrics
 from bridges.email.inbound import InboundMail, InboundMailServer
 from bridges.email.smtp import Relay, SmtpSender
 from bridges.outbox_worker import ChannelOutbox, EmailChannelSettings
@@ -126,6 +127,7 @@ class BridgeHub:
         self._email_settings = email_settings
         self.outbox: ChannelOutbox | None = None
         self.fallback: FallbackWatch | None = None
+        self.metrics = Metrics(db, clock)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -136,6 +138,7 @@ class BridgeHub:
         http = settings.http
         app = build_app(
             health=self._health,
+            registry=self.metrics.registry,
             gateway_secret=self.gateway_secret,
             on_sms=self._on_sms if settings.sms is not None else None,
             on_dlr=self._on_dlr if settings.sms is not None else None,
@@ -230,7 +233,11 @@ class BridgeHub:
         assert self.outbox is not None
         assert self.fallback is not None
         self._running = asyncio.ensure_future(
-            asyncio.gather(self.outbox.run(self._stop), self.fallback.run(self._stop))
+            asyncio.gather(
+                self.outbox.run(self._stop),
+                self.fallback.run(self._stop),
+                self.metrics.run(self._stop),
+            )
         )
         await self._running
 

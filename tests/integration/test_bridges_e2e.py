@@ -70,7 +70,7 @@ async def test_alarm_reaches_every_channel_and_each_channel_acknowledges(
     world = await bridged_world(make_world, rig)
     db = BotDatabase(world)
     try:
-        async with bot_in_process(world.config_path):
+        async with bot_in_process(world.config_path) as app:
             await world.wait_bot_joined()
             await say(world, "uppsala", "!händelse katastrofläge Tågurspårning Märsta", "H-1")
             await say(world, "uppsala", "!larma", "Larmkedjan för H-1")
@@ -156,6 +156,18 @@ async def test_alarm_reaches_every_channel_and_each_channel_acknowledges(
             assert line.startswith("✅"), line
             assert "sekundärtransporter: 7" in line, line
             assert "Alla har kvitterat" in board or "⏳" not in board, board
+
+            # The metrics say the same, read from the database.
+            assert app.bridges is not None
+            await app.bridges.metrics.refresh()
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"http://127.0.0.1:{rig.http_port}/metrics") as response,
+            ):
+                metrics = await response.text()
+            assert 'larmkedja_decisions{action="ack.recorded"} 3.0' in metrics, metrics
+            assert 'larmkedja_decisions{action="chain.started"} 1.0' in metrics
+            assert 'larmkedja_outbox_messages{channel="sms",status="sent"}' in metrics
         acks = [e.detail for e in await db.audit("ack.recorded")]
         assert sorted((a["party"], a["channel"]) for a in acks) == [
             ("dalarna", "sms"),

@@ -132,6 +132,13 @@ def _is_audit_action(node: ast.Constant, parents: dict[ast.AST, ast.AST]) -> boo
     parent = parents.get(node)
     if isinstance(parent, ast.keyword) and parent.arg == "action":
         return True
+    if isinstance(parent, ast.Tuple | ast.List):  # a table of actions: WATCHED_ACTIONS = (…)
+        owner = parents.get(parent)
+        targets = owner.targets if isinstance(owner, ast.Assign) else []
+        if isinstance(owner, ast.AnnAssign):
+            targets = [owner.target]
+        if any(isinstance(t, ast.Name) and t.id.endswith("_ACTIONS") for t in targets):
+            return True
     return (
         isinstance(parent, ast.Call)
         and _func_name(parent.func) == "AuditEntry"
