@@ -255,6 +255,17 @@ async def test_homeserver_down_for_a_minute_sms_and_mail_carry_the_alarm(
                 rows = {r.remote_id for r in sent if r.destination == room}
                 assert len(timeline) == len(set(timeline)), f"an event twice in {party}'s room"
                 assert set(timeline) == rows, (party, set(timeline) ^ rows)
+            # And the bot hears commands again: a !status typed now is stored and answered.
+            status_id = await world.officer("uppsala").send_text(world.rooms["uppsala"], "!status")
+
+            async def answered() -> bool:
+                rows = await db.outbox_rows("reply")
+                return any(
+                    r.idempotency_key.startswith(status_id) and r.status == outbox.SENT
+                    for r in rows
+                )
+
+            await wait_for(answered, timeout=60)
             outage_rows = [r for r in sent if r.idempotency_key in waiting_keys]
             purposes = Counter(r.purpose for r in outage_rows)
             # The step's alarm again in both rooms, the SMS ack's notice, the board.
