@@ -24,7 +24,7 @@ from sqlalchemy import select
 from bot.clock import Clock
 from bot.waiting import wait_event
 from commands.fallback import fall_back
-from storage import outbox
+from storage import audit, outbox
 from storage.database import Database
 from storage.models import OutboxRow
 
@@ -115,31 +115,57 @@ class FallbackWatch:
         now = self.clock.now()
         done = 0
         for candidate in await self.candidates(now):
-            async with self.db.write() as session:
-                row = await session.get(OutboxRow, candidate.id)
-                if row is None:
-                    continue
-                reason = _needs_fallback(row, now, self.sms_timeout_s)
-                if reason is None:
-                    continue
-                payload = dict(row.payload or {})
-                outcome = await fall_back(
-                    self.engine.make_context(session),
-                    incident_id=row.incident_id or "",
-                    party_id=str(payload["party_id"]),
-                    failed_channel=row.channel,
-                    reason=reason,
-                )
-                payload["fallback"] = {"at": now.isoformat(), "reason": reason}
-                row.payload = payload
-                await self.engine.write_outcome(
-                    session,
-                    source_id=f"fallback:{row.idempotency_key}",
-                    actor=ACTOR,
-                    outcome=outcome,
-                    now=now,
-                )
-            done += 1
+            try:
+                done += await self._fall_back(candidate.id, now)
+            except Exception as exc:  # one row must not hold up the others' fallbacks
+                log.exception("fallback of outbox row %s failed", candidate.id)
+                await self._give_up(candidate.id, now, exc)
         if done:
             self.engine.wake_outboxes()
         return done
+
+    async def _give_up(self, row_id: int, now: datetime, exc: Exception) -> None:
+        """Mark the row so that the watch does not retry it every second, and audit it."""
+        async with self.db.write() as session:
+            row = await session.get(OutboxRow, row_id)
+            if row is None:
+                return
+            payload = dict(row.payload or {})
+            payload["fallback"] = {"at": now.isoformat(), "error": type(exc).__name__}
+            row.payload = payload
+            await audit.append(
+                session,
+                at=now,
+                actor=ACTOR,
+                action="delivery.fallback.failed",
+                subject=row.incident_id,
+                detail={"key": row.idempotency_key, "error": type(exc).__name__},
+            )
+
+    async def _fall_back(self, row_id: int, now: datetime) -> int:
+        """One row's fallback and its mark, in one transaction; 1 if it ran."""
+        async with self.db.write() as session:
+            row = await session.get(OutboxRow, row_id)
+            if row is None:
+                return 0
+            reason = _needs_fallback(row, now, self.sms_timeout_s)
+            if reason is None:
+                return 0
+            payload = dict(row.payload or {})
+            outcome = await fall_back(
+                self.engine.make_context(session),
+                incident_id=row.incident_id or "",
+                party_id=str(payload["party_id"]),
+                failed_channel=row.channel,
+                reason=reason,
+            )
+            payload["fallback"] = {"at": now.isoformat(), "reason": reason}
+            row.payload = payload
+            await self.engine.write_outcome(
+                session,
+                source_id=f"fallback:{row.idempotency_key}",
+                actor=ACTOR,
+                outcome=outcome,
+                now=now,
+            )
+        return 1

@@ -293,7 +293,12 @@ class ChannelOutbox:
                         break
                     payload = dict(row.payload or {})
                     if self._prepare is not None:
-                        prepared = await self._prepare(session, row, now)
+                        try:
+                            async with session.begin_nested():  # a failure undoes only this row
+                                prepared = await self._prepare(session, row, now)
+                        except Exception as exc:  # one bad row must not block the others
+                            await self._unpreparable(session, row, exc, now)
+                            continue
                         if isinstance(prepared, str):
                             await self._cancel(session, row, prepared, now)
                             continue
@@ -329,6 +334,23 @@ class ChannelOutbox:
             at=now,
             actor=ACTOR,
             action="outbox.cancelled",
+            subject=masked,
+            detail={"key": row.idempotency_key, "channel": row.channel, "reason": reason},
+        )
+
+    async def _unpreparable(
+        self, session: AsyncSession, row: OutboxRow, exc: Exception, now: datetime
+    ) -> None:
+        """A row whose code or link cannot be made fails for good (and so falls back)."""
+        reason = f"cannot prepare the message: {type(exc).__name__}"
+        row.status, row.next_attempt_at, row.last_error = outbox.FAILED, None, reason
+        masked = mask_destination(row.destination)
+        log.error("outbox %s: %s to %s %s", row.idempotency_key, row.channel, masked, reason)
+        await audit.append(
+            session,
+            at=now,
+            actor=ACTOR,
+            action="outbox.failed",
             subject=masked,
             detail={"key": row.idempotency_key, "channel": row.channel, "reason": reason},
         )

@@ -11,8 +11,9 @@ import itertools
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -440,3 +441,29 @@ async def test_the_loop_wakes_up_survives_an_error_and_stops(
     assert calls >= 2
     stop.set()
     await asyncio.wait_for(task, 2)
+
+
+async def test_a_row_that_cannot_be_prepared_fails_alone_and_the_others_go_out(
+    db: Database, clock: FakeClock, kannel: ThrowawayKannel, worker: Factory
+) -> None:
+    good = await queue(db, clock, "sms", "+46701234001", "Larm H-1 {code}")
+    bad = await queue(db, clock, "sms", "+46701234002", "Larm H-1 {code}")
+    later = await queue(db, clock, "sms", "+46701234003", "Larm H-1 {code}")
+
+    async def prepare(session: Any, row: OutboxRow, now: datetime) -> dict[str, Any] | str:
+        # Writes first (as issuing a reply code does), then fails for one row only.
+        await audit.append(session, at=now, actor="t", action="t.prepared", detail={})
+        if row.id == bad.id:
+            raise ValueError("no code for this destination")
+        return {**row.payload, "body": row.payload["body"].replace("{code}", "4821")}
+
+    channel = worker(prepare=prepare)
+    assert await channel.deliver_due() == 2
+    assert (await reload(db, good.id)).status == outbox.SENT
+    assert (await reload(db, later.id)).status == outbox.SENT
+    failed = await reload(db, bad.id)
+    assert failed.status == outbox.FAILED
+    assert failed.last_error == "cannot prepare the message: ValueError"
+    assert len(await audits(db, "t.prepared")) == 2  # the failed row's write was undone
+    assert [a.detail["key"] for a in await audits(db, "outbox.failed")] == [bad.idempotency_key]
+    assert await channel.deliver_due() == 0
