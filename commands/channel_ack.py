@@ -22,7 +22,7 @@ from commands.context import CommandContext
 from commands.outcome import AuditEntry, Delivery, Outcome, Post
 from commands.registry import build_registry
 from commands.render import Voice
-from commands.replies import home_server, incident_boards
+from commands.replies import chain_completed, home_server, incident_boards
 
 _REFUSAL_KEYS = {
     "reused": "reply.rejected.reused",
@@ -163,26 +163,7 @@ async def acknowledge_by_reply(
             )
         )
     if recorded.chain_completed:
-        outcome.audit.append(
-            AuditEntry("chain.completed", incident.id, {"parties": list(incident.chain.party_ids)})
-        )
-        initiator = incident.chain.initiator
-        if initiator.room and incident.alarmed_at is not None:
-            notice = Voice(catalog, ctx.config.room_language(initiator.room), home_server(ctx))
-            outcome.posts.append(
-                Post(
-                    room_id=initiator.room,
-                    body=notice.text(
-                        "chain.completed",
-                        incident=incident.id,
-                        count=len(incident.chain.parties),
-                        elapsed=notice.duration(ack.at - incident.alarmed_at),
-                    ),
-                    key="chain-completed",
-                    purpose="notice",
-                    incident_id=incident.id,
-                )
-            )
+        outcome.extend(chain_completed(ctx, incident, catalog, ack.at))
     outcome.boards.extend(incident_boards(ctx, incident, catalog, build_registry()))
     return outcome, ACKNOWLEDGED
 

@@ -6,6 +6,7 @@ result, never text of its own (the i18n tests check every call site).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.domain import Incident
@@ -114,3 +115,34 @@ def incident_boards(
             )
         )
     return posts
+
+
+def chain_completed(
+    ctx: CommandContext, incident: Incident, catalog: Catalog, at: datetime
+) -> Outcome:
+    """The last party has acknowledged (at ``at``): audited, and the initiating room is told
+    how long the chain took. Whatever channel the last acknowledgement came by."""
+    assert incident.chain is not None
+    outcome = Outcome(
+        audit=[
+            AuditEntry("chain.completed", incident.id, {"parties": list(incident.chain.party_ids)})
+        ]
+    )
+    initiator = incident.chain.initiator
+    if initiator.room and incident.alarmed_at is not None:
+        notice = Voice(catalog, ctx.config.room_language(initiator.room), home_server(ctx))
+        outcome.posts.append(
+            Post(
+                room_id=initiator.room,
+                body=notice.text(
+                    "chain.completed",
+                    incident=incident.id,
+                    count=len(incident.chain.parties),
+                    elapsed=notice.duration(at - incident.alarmed_at),
+                ),
+                key="chain-completed",
+                purpose="notice",
+                incident_id=incident.id,
+            )
+        )
+    return outcome

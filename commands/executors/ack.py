@@ -15,16 +15,16 @@ from bot.domain import (
 from commands.context import CommandContext
 from commands.declaration import Call
 from commands.lookup import incident_by_number
-from commands.outcome import AuditEntry, Outcome, Post
+from commands.outcome import AuditEntry, Outcome
 from commands.render import Voice, render_ack_reply
 from commands.replies import (
     HANDLED,
     answered,
     boards,
     call_detail,
+    chain_completed,
     rejected,
     voice_for,
-    voice_in,
 )
 
 
@@ -110,26 +110,7 @@ async def acknowledge(
     ]
     outcome = answered(call, body, *audit)
     if recorded.chain_completed:
-        outcome.audit.append(
-            AuditEntry("chain.completed", incident.id, {"parties": list(incident.chain.party_ids)})
-        )
-        initiator = incident.chain.initiator
-        if initiator.room and incident.alarmed_at is not None:
-            notice = voice_in(call, ctx, ctx.config.room_language(initiator.room))
-            outcome.posts.append(
-                Post(
-                    room_id=initiator.room,
-                    body=notice.text(
-                        "chain.completed",
-                        incident=incident.id,
-                        count=len(incident.chain.parties),
-                        elapsed=notice.duration(ack.at - incident.alarmed_at),
-                    ),
-                    key="chain-completed",
-                    purpose="notice",
-                    incident_id=incident.id,
-                )
-            )
+        outcome.extend(chain_completed(ctx, incident, call.catalog, ack.at))
     outcome.boards.extend(boards(call, ctx, incident))
     outcome.reaction = HANDLED
     return outcome
