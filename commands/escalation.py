@@ -16,7 +16,7 @@ from typing import Any
 from bot.domain import Action, ChainParty, FiredStep, Incident
 from bot.i18n import Catalog
 from commands.context import CommandContext
-from commands.outcome import AuditEntry, Delivery, Outcome, Post
+from commands.outcome import AuditEntry, Delivery, Outcome, Post, to_each
 from commands.registry import Registry, build_registry
 from commands.render import Voice
 from commands.render.escalation import (
@@ -218,17 +218,15 @@ def _decide(
         channels = ctx.config.bridge_channels()
         if "sms" in fired.channels:
             sms = render_sms(incident, member, fired, voice)
-            deliveries.extend(
-                Delivery(
+            if "sms" in channels:
+                deliveries += to_each(
+                    party,
                     "sms",
-                    number,
                     sms,
-                    key=f"sms:{i}:{key}",  # the number's position: keys reach logs
+                    key=lambda at: f"sms:{at}:{key}",
                     incident_id=incident.id,
-                    party_id=party.id,
+                    purpose="escalation",
                 )
-                for i, number in enumerate(party.sms if "sms" in channels else ())
-            )
             if not party.sms or "sms" not in channels:
                 skipped.append("sms")
         if "email" in fired.channels:
@@ -240,17 +238,15 @@ def _decide(
                 ack_command=ack_command,
                 with_link=ctx.config.links_enabled(),
             )
-            deliveries.extend(
-                Delivery(
+            if "email" in channels:
+                deliveries += to_each(
+                    party,
                     "email",
-                    address,
                     email,
-                    key=f"email:{address}:{key}",
+                    key=lambda at: f"email:{at}:{key}",
                     incident_id=incident.id,
-                    party_id=party.id,
+                    purpose="escalation",
                 )
-                for address in (party.email if "email" in channels else ())
-            )
             if not party.email or "email" not in channels:
                 skipped.append("email")
     following = incident.next_due(party.id)

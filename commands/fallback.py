@@ -13,7 +13,7 @@ from __future__ import annotations
 from bot.domain import NOTHING_LEFT, Incident, IncidentState, next_channel
 from bot.i18n import Catalog
 from commands.context import CommandContext
-from commands.outcome import AuditEntry, Delivery, Outcome, Post
+from commands.outcome import AuditEntry, Outcome, Post, to_each
 from commands.registry import build_registry
 from commands.render import Voice
 from commands.render.bridges import render_alarm_email
@@ -83,17 +83,13 @@ async def fall_back(
             with_link=ctx.config.links_enabled(),
             failed_channel=failed_channel,
         )
-        outcome.deliveries.extend(
-            Delivery(
-                "email",
-                address,
-                body,
-                key=f"fallback-email:{party.id}:{address}",
-                incident_id=incident.id,
-                party_id=party.id,
-                purpose="alarm",
-            )
-            for address in party.email
+        outcome.deliveries += to_each(
+            party,
+            "email",
+            body,
+            key=lambda at: f"fallback-email:{party.id}:{at}",
+            incident_id=incident.id,
+            purpose="alarm",
         )
     elif target == "backup" and party.room is not None:
         outcome.posts.append(

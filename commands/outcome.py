@@ -9,8 +9,11 @@ the language of the command as typed, anything for another room in that room's l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from bot.domain import Party
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,35 @@ class Delivery:
     party_id: str | None = None
     purpose: str = "escalation"  # alarm | escalation | reply | notice
     thread: tuple[str, ...] = ()  # e-mail: the Message-IDs this one answers, oldest first
+
+
+def to_each(
+    party: Party,
+    channel: str,
+    body: str,
+    *,
+    key: Callable[[str], str],
+    incident_id: str | None,
+    purpose: str,
+) -> list[Delivery]:
+    """The same message to each of ``party``'s numbers (``sms``) or addresses (``email``).
+
+    ``key`` makes each outbox key from the destination's label: for a number its position,
+    never the number itself (outbox keys reach log lines); for an address the address.
+    """
+    destinations = party.sms if channel == "sms" else party.email
+    return [
+        Delivery(
+            channel,
+            destination,
+            body,
+            key=key(str(i) if channel == "sms" else destination),
+            incident_id=incident_id,
+            party_id=party.id,
+            purpose=purpose,
+        )
+        for i, destination in enumerate(destinations)
+    ]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from bot.domain import AlreadyAlarmed, AlreadyStoodDown, ChainParty, Incident
 from commands.context import CommandContext
 from commands.declaration import Call
 from commands.lookup import incident_of_region
-from commands.outcome import AuditEntry, Delivery, Outcome, Post
+from commands.outcome import AuditEntry, Delivery, Outcome, Post, to_each
 from commands.parties import chain_for
 from commands.render import render_alarm, render_chain_started
 from commands.render.bridges import render_alarm_email, render_alarm_sms
@@ -126,19 +126,14 @@ def alarm_deliveries(
         party = member.party
         voice = voice_in(call, ctx, party.language)
         if "sms" in channels and party.sms:
-            text = render_alarm_sms(incident, member, voice)
-            out += [
-                Delivery(
-                    "sms",
-                    number,
-                    text,
-                    key=f"alarm-sms:{party.id}:{i}",  # not the number: keys reach logs
-                    incident_id=incident.id,
-                    party_id=party.id,
-                    purpose="alarm",
-                )
-                for i, number in enumerate(party.sms)
-            ]
+            out += to_each(
+                party,
+                "sms",
+                render_alarm_sms(incident, member, voice),
+                key=lambda at, p=party.id: f"alarm-sms:{p}:{at}",
+                incident_id=incident.id,
+                purpose="alarm",
+            )
         if "email" in channels and party.email:
             mail = render_alarm_email(
                 incident,
@@ -147,16 +142,12 @@ def alarm_deliveries(
                 ack_command=call.registry.display("ack", party.language),
                 with_link=ctx.config.links_enabled(),
             )
-            out += [
-                Delivery(
-                    "email",
-                    address,
-                    mail,
-                    key=f"alarm-email:{party.id}:{address}",
-                    incident_id=incident.id,
-                    party_id=party.id,
-                    purpose="alarm",
-                )
-                for address in party.email
-            ]
+            out += to_each(
+                party,
+                "email",
+                mail,
+                key=lambda at, p=party.id: f"alarm-email:{p}:{at}",
+                incident_id=incident.id,
+                purpose="alarm",
+            )
     return out

@@ -8,7 +8,7 @@ from bot.domain import AlreadyStoodDown, ChainParty, Incident
 from commands.context import CommandContext
 from commands.declaration import Call
 from commands.lookup import incident_of_region
-from commands.outcome import AuditEntry, Delivery, Outcome, Post
+from commands.outcome import AuditEntry, Delivery, Outcome, Post, to_each
 from commands.render import render_stand_down
 from commands.render.bridges import render_stand_down_sms
 from commands.replies import (
@@ -102,32 +102,22 @@ def stand_down_deliveries(
     for member in members:
         party = member.party
         party_voice = voice_in(call, ctx, party.language)
-        if "sms" in channels:
-            text = render_stand_down_sms(incident, party_voice)
-            out += [
-                Delivery(
-                    "sms",
-                    number,
-                    text,
-                    key=f"standdown-sms:{party.id}:{i}",
-                    incident_id=incident.id,
-                    party_id=party.id,
-                    purpose="standdown",
-                )
-                for i, number in enumerate(party.sms)
-            ]
-        if "email" in channels:
-            mail = render_stand_down(incident, party_voice)
-            out += [
-                Delivery(
-                    "email",
-                    address,
-                    mail,
-                    key=f"standdown-email:{party.id}:{address}",
-                    incident_id=incident.id,
-                    party_id=party.id,
-                    purpose="standdown",
-                )
-                for address in party.email
-            ]
+        if "sms" in channels and party.sms:
+            out += to_each(
+                party,
+                "sms",
+                render_stand_down_sms(incident, party_voice),
+                key=lambda at, p=party.id: f"standdown-sms:{p}:{at}",
+                incident_id=incident.id,
+                purpose="standdown",
+            )
+        if "email" in channels and party.email:
+            out += to_each(
+                party,
+                "email",
+                render_stand_down(incident, party_voice),
+                key=lambda at, p=party.id: f"standdown-email:{p}:{at}",
+                incident_id=incident.id,
+                purpose="standdown",
+            )
     return out
