@@ -210,7 +210,6 @@ class BridgeHub:
             max_attempts=settings.max_attempts,
             backoff_initial_s=settings.backoff_initial_s,
             backoff_max_s=settings.backoff_max_s,
-            delivery_timeout_s=self._sms_timeout or 120.0,
             sms_budget_segments=settings.sms.budget_segments if settings.sms else 3,
             prepare=self.prepare,
             fault=self._fault,

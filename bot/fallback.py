@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from bot.clock import Clock
 from bot.waiting import wait_event
+from bridges.outbox_worker import reported_delivered
 from commands.fallback import fall_back
 from storage import audit, outbox
 from storage.database import Database
@@ -47,8 +48,7 @@ def _needs_fallback(row: OutboxRow, now: datetime, sms_timeout_s: float | None) 
         return (row.last_error or "failed")[:200]
     if row.channel != "sms" or sms_timeout_s is None or row.status == outbox.CANCELLED:
         return None
-    delivered = (payload.get("delivery") or {}).get("status") == "delivered"
-    if delivered or now - row.created_at < timedelta(seconds=sms_timeout_s):
+    if reported_delivered(row) or now - row.created_at < timedelta(seconds=sms_timeout_s):
         return None
     return f"not reported delivered within {sms_timeout_s:g} s"
 
@@ -95,19 +95,21 @@ class FallbackWatch:
             )
             .order_by(OutboxRow.id)
         )
-        sent_sms = (
-            select(OutboxRow)
-            .where(
-                OutboxRow.channel == "sms",
-                OutboxRow.purpose.in_(WATCHED_PURPOSES),
-                OutboxRow.status == outbox.SENT,
-                OutboxRow.created_at >= now - LOOK_BACK,
-            )
-            .order_by(OutboxRow.id)
-        )
         async with self.db.read() as session:
             rows = list((await session.execute(query)).scalars())
-            rows += list((await session.execute(sent_sms)).scalars())
+            if self.sms_timeout_s is not None:  # sent SMS only once their time is up
+                sent_sms = (
+                    select(OutboxRow)
+                    .where(
+                        OutboxRow.channel == "sms",
+                        OutboxRow.purpose.in_(WATCHED_PURPOSES),
+                        OutboxRow.status == outbox.SENT,
+                        OutboxRow.created_at >= now - LOOK_BACK,
+                        OutboxRow.created_at <= now - timedelta(seconds=self.sms_timeout_s),
+                    )
+                    .order_by(OutboxRow.id)
+                )
+                rows += list((await session.execute(sent_sms)).scalars())
         return [r for r in rows if _needs_fallback(r, now, self.sms_timeout_s) is not None]
 
     async def check(self) -> int:

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
@@ -188,7 +187,6 @@ class ChannelOutbox:
         max_attempts: int = 8,
         backoff_initial_s: float = 5.0,
         backoff_max_s: float = 300.0,
-        delivery_timeout_s: float = 120.0,
         sms_budget_segments: int = 3,
         max_concurrent: int = 8,
         idle_s: float = 5.0,
@@ -205,7 +203,6 @@ class ChannelOutbox:
         self.max_attempts = max_attempts
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
-        self.delivery_timeout_s = delivery_timeout_s
         self.sms_budget_segments = sms_budget_segments
         self.idle_s = idle_s
         self._rng = rng or random.Random()
@@ -546,31 +543,12 @@ class ChannelOutbox:
                     "outbox %s: SMS to %s %s", row.idempotency_key, masked, report.status.value
                 )
 
-    async def overdue_without_delivery(
-        self, now: datetime, *, not_before: datetime | None = None
-    ) -> list[OutboxRow]:
-        """SMS rows ``sent`` more than ``delivery_timeout_s`` before ``now`` without a final
-        delivery report (delivered or failed), oldest first: candidates for the next channel.
-        ``not_before`` bounds how far back to look."""
-        cutoff = now - timedelta(seconds=self.delivery_timeout_s)
-        query = select(OutboxRow).where(
-            OutboxRow.channel == SMS,
-            OutboxRow.status == outbox.SENT,
-            OutboxRow.sent_at <= cutoff,
-        )
-        if not_before is not None:
-            query = query.where(OutboxRow.sent_at >= not_before)
-        async with self.db.read() as session:
-            rows = await _all(session, query.order_by(OutboxRow.id))
-        return [
-            r
-            for r in rows
-            if ((r.payload or {}).get("delivery") or {}).get("status") not in _FINAL_DELIVERY
-        ]
 
-
-async def _all(session: AsyncSession, query: Any) -> list[OutboxRow]:
-    return list((await session.execute(query)).scalars())
+def reported_delivered(row: OutboxRow) -> bool:
+    """Whether a delivery report said this SMS reached the handset (see :meth:`ChannelOutbox.
+    record_dlr`, which keeps the newest report in ``payload["delivery"]``)."""
+    delivery = (row.payload or {}).get("delivery") or {}
+    return bool(delivery.get("status") == DeliveryStatus.DELIVERED.value)
 
 
 async def _first_of(*events: asyncio.Event, timeout: float) -> None:
