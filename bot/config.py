@@ -31,6 +31,8 @@ from pydantic import (
     model_validator,
 )
 
+from bridges.destinations import normalize_destination
+
 LANGUAGES = ("sv", "nb", "en")
 Language = Literal["sv", "nb", "en"]
 
@@ -652,14 +654,14 @@ class Config(_Strict):
         )
 
     def party_for_destination(self, channel: str, destination: str) -> PartyConfig | None:
-        """The party a number or address belongs to (for the language of an answer)."""
-
-        def norm(value: str) -> str:
-            return value.strip().lstrip("+") if channel == "sms" else value.strip().lower()
-
-        wanted = norm(destination)
+        """The party a number or address belongs to (for the language of an answer), compared
+        in the form reply codes are bound to."""
+        wanted = normalize_destination(channel, destination)
+        if wanted is None:
+            return None
         for party in self.all_parties():
-            if wanted in {norm(d) for d in (party.sms if channel == "sms" else party.email)}:
+            mine = party.sms if channel == "sms" else party.email
+            if any(normalize_destination(channel, d) == wanted for d in mine):
                 return party
         return None
 

@@ -46,13 +46,13 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.utils import parseaddr
 from enum import StrEnum
 from types import MappingProxyType
 
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bridges.destinations import normalize_destination
 from bridges.signed_links import derive_key
 from storage import audit
 from storage import reply_codes as store
@@ -61,9 +61,6 @@ CHANNELS = ("sms", "email")
 MIN_DIGITS = 4
 MAX_DIGITS = 8
 _CODE = re.compile(rf"^[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}$")
-_PHONE = re.compile(r"^\+?[0-9]{3,20}$")
-_ALPHANUMERIC_SENDER = re.compile(r"^[A-Za-z0-9 ]{1,11}$")  # "Telia", operator notices
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}$")
 _ISSUE_ATTEMPTS = 64
 
 
@@ -144,34 +141,6 @@ class Rejected:
     @property
     def counts_as_guess(self) -> bool:
         return self.reason in _COUNTED
-
-
-def normalize_destination(channel: str, value: object) -> str | None:
-    """The canonical form codes are bound to, or None if it cannot be one of ours.
-
-    SMS: digits only, ``+46…``, ``0046…`` and ``46…`` being one number (Kannel reports senders
-    in any of these); a national ``070…`` stays distinct and so fails closed. Alphanumeric
-    senders are kept (they can be throttled) but never match. E-mail: the bare address of
-    ``Name <addr>``, lower-cased. Use the same function when issuing and when redeeming.
-    """
-    if not isinstance(value, str) or len(value) > 320:
-        return None
-    text = unicodedata.normalize("NFKC", value).strip()
-    if channel == "sms":
-        compact = re.sub(r"[\s\-().]", "", text)
-        if compact.startswith("00"):
-            compact = "+" + compact[2:]
-        if _PHONE.match(compact):
-            return compact.lstrip("+")
-        if _ALPHANUMERIC_SENDER.match(text):
-            return text.lower()
-        return None
-    if channel == "email":
-        address = parseaddr(text)[1].strip().lower()
-        if _EMAIL.match(address) and len(address) <= 254 and address.isprintable():
-            return address
-        return None
-    return None
 
 
 def normalize_code(code: object) -> str | None:

@@ -430,3 +430,18 @@ def test_redacted_dump_hides_inline_secrets(tmp_path: Path) -> None:
     loaded = load_config(path)
     assert "hunter2-inline" not in repr(redacted_dump(loaded.config))
     assert "hunter2-inline" not in repr(loaded.config)
+
+
+def test_a_reply_finds_its_party_in_any_form_of_the_number_or_address() -> None:
+    data = valid()
+    data["regions"][1].update(sms=["+46701234567"], email=["TiB@Dalarna.example"])
+    config = parse_config(data)
+    for sender in ("+46701234567", "46701234567", "0046 70-123 45 67"):
+        party = config.party_for_destination("sms", sender)
+        assert party is not None, sender
+        assert party.id == "dalarna"
+    assert config.party_for_destination("sms", "0701234567") is None  # national: another
+    party = config.party_for_destination("email", "TiB Dalarna <tib@dalarna.example>")
+    assert party is not None
+    assert party.id == "dalarna"
+    assert config.party_for_destination("email", "tib@uppsala.example") is None
