@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -63,11 +65,11 @@ class BridgeHub:
         config: Config,
         bridges: BridgesConfig,
         *,
-        base_dir: Any,
+        base_dir: Path,
         db: Database,
         clock: Clock,
         engine: Engine,
-        fault: Any = None,
+        fault: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self.settings = bridges
@@ -247,10 +249,6 @@ class BridgeHub:
             self.fallback.wakeup()
         if self._running is not None and not self._running.done():
             await asyncio.wait({self._running}, timeout=timeout)
-
-    @property
-    def mail_port(self) -> int | None:
-        return self._mail.port if self._mail is not None else None
 
     async def stop(self) -> None:
         self._stop.set()
