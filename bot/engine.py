@@ -59,6 +59,8 @@ BOT = "larmkedja"
 MAX_HANDLING_ATTEMPTS = 3
 URGENT_PURPOSES = frozenset({"alarm", "standdown", "reminder"})
 ContextFactory = Callable[[AsyncSession], CommandContext]
+#: The content of an edit whose original will never be delivered (see ``_content_for``).
+_NEVER = object()
 
 
 @dataclass(frozen=True)
@@ -465,8 +467,12 @@ class Engine:
     async def _write_board(
         self, session: AsyncSession, cause: str, board: BoardPost, now: datetime
     ) -> None:
-        base = f"board:{board.incident_id}:{board.room_id}"
-        original = await outbox.by_key(session, base)
+        first = f"board:{board.incident_id}:{board.room_id}"
+        original = await outbox.current_board(session, first)
+        base = original.idempotency_key if original is not None else first
+        if original is not None and original.status in (outbox.FAILED, outbox.CANCELLED):
+            original = None  # never delivered: post the board afresh, edits follow the new one
+            base = f"{first}:repost:{cause}"
         if original is None:
             await outbox.enqueue(
                 session,
@@ -684,11 +690,15 @@ class Engine:
                     continue
                 due = row.next_attempt_at is None or row.next_attempt_at <= now
                 content = await self._content_for(session, row) if due else None
+                if content is _NEVER:  # it edits a message that will never exist
+                    await self._fail_orphan_edit(session, row, now)
+                    continue
                 if content is None:
                     if due:  # an edit of a board that is not out yet
                         row.next_attempt_at = now + timedelta(seconds=0.2)
                     blocked.add(room)  # keep the room's order: later rows wait for this one
                     continue
+                assert isinstance(content, dict)
                 claimed[room].append(
                     _Claimed(
                         row_id=row.id,
@@ -784,7 +794,27 @@ class Engine:
                 row.status = outbox.QUEUED
                 row.attempts = max(0, row.attempts - 1)
 
-    async def _content_for(self, session: AsyncSession, row: OutboxRow) -> dict[str, Any] | None:
+    async def _fail_orphan_edit(
+        self, session: AsyncSession, row: OutboxRow, now: datetime
+    ) -> None:
+        """An edit of a board that failed for good fails too, instead of waiting forever in
+        front of the room's later messages; the next board change posts the board afresh."""
+        reason = "the message it edits was not delivered"
+        row.status, row.next_attempt_at, row.last_error = outbox.FAILED, None, reason
+        await audit.append(
+            session,
+            at=now,
+            actor=BOT,
+            action="outbox.refused",
+            subject=row.destination,
+            detail={"key": row.idempotency_key, "reason": reason},
+        )
+
+    async def _content_for(
+        self, session: AsyncSession, row: OutboxRow
+    ) -> dict[str, Any] | None | object:
+        """The event content to send for ``row``; None while it must wait (an edit of a board
+        not out yet); :data:`_NEVER` if it edits a message that failed for good."""
         payload = row.payload
         if row.purpose == "reaction":
             return {
@@ -797,7 +827,9 @@ class Engine:
         replaces = None
         if payload.get("replaces_key"):
             original = await outbox.by_key(session, payload["replaces_key"])
-            if original is None or original.remote_id is None:
+            if original is None or original.status in (outbox.FAILED, outbox.CANCELLED):
+                return _NEVER
+            if original.remote_id is None:
                 return None
             replaces = original.remote_id
         return build_content(

@@ -22,6 +22,11 @@ from commands.render.usage import render_usage_error
 from commands.replies import NOT_HANDLED, call_detail, home_server, refused
 from commands.text import split_command
 
+#: The longest message read as a command. A situation report with every field filled in is
+#: a few thousand characters; anything longer is answered without being parsed or echoed, so
+#: that 30,000 characters typed after a ``!`` cannot make an answer the homeserver refuses.
+MAX_COMMAND_CHARS = 4_000
+
 # Reaction keys that mean "acknowledged"; clients add or drop the emoji variation selector.
 ACK_REACTIONS = frozenset({"✅", "✔️", "✔", "☑️", "☑"})
 
@@ -79,10 +84,42 @@ def _render_refusal(call: Call, ctx: CommandContext, key: str, voice: Voice) -> 
     )
 
 
+def _too_long(invocation: Invocation, ctx: CommandContext) -> Outcome | None:
+    """A command too long to read: a short answer that quotes none of it, and an audit entry.
+    Long text that is no command (no ``!`` at its start) is not the bot's business."""
+    if split_command(invocation.body[:MAX_COMMAND_CHARS]) is None:
+        return None
+    registry = build_registry()
+    lang = ctx.config.room_language(invocation.room_id)
+    voice = Voice(_catalog(ctx), lang, home_server(ctx))
+    body = voice.text(
+        "command.too_long",
+        length=len(invocation.body),
+        max=MAX_COMMAND_CHARS,
+        help=registry.display("help", lang),
+    )
+    audit = AuditEntry(
+        "command.invalid",
+        None,
+        {
+            "problem": "too_long",
+            "length": len(invocation.body),
+            "room": invocation.room_id,
+            "sender": invocation.sender,
+        },
+    )
+    post = Post(room_id=invocation.room_id, body=body, in_reply_to=invocation.event_id)
+    return Outcome(posts=[post], audit=[audit], reaction=NOT_HANDLED)
+
+
 async def handle_message(invocation: Invocation, ctx: CommandContext) -> Outcome | None:
     """Run the command in ``invocation``, if it is one."""
+    if invocation.sender == ctx.config.matrix.user_id:
+        return None
+    if len(invocation.body) > MAX_COMMAND_CHARS:
+        return _too_long(invocation, ctx)
     parsed = split_command(invocation.body)
-    if parsed is None or invocation.sender == ctx.config.matrix.user_id:
+    if parsed is None:
         return None
     name, tokens = parsed
     catalog = _catalog(ctx)

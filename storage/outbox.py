@@ -115,6 +115,24 @@ async def newest_queued(session: AsyncSession, key_prefix: str) -> OutboxRow | N
     return (await session.execute(query)).scalar_one_or_none()
 
 
+async def current_board(session: AsyncSession, first_key: str) -> OutboxRow | None:
+    """The board message that edits now replace: the first post (``first_key``), or the newest
+    re-post (``<first_key>:repost:…``) made after a post failed for good."""
+    query = (
+        select(OutboxRow)
+        .where(
+            OutboxRow.purpose == "board",
+            or_(
+                OutboxRow.idempotency_key == first_key,
+                OutboxRow.idempotency_key.startswith(f"{first_key}:repost:", autoescape=True),
+            ),
+        )
+        .order_by(OutboxRow.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
 async def by_key(session: AsyncSession, key: str) -> OutboxRow | None:
     query = select(OutboxRow).where(OutboxRow.idempotency_key == key)
     return (await session.execute(query)).scalar_one_or_none()

@@ -10,7 +10,12 @@ Every outbound room message passes here, so the safety rules live in one place:
 - the transaction id is derived from the outbox row's idempotency key, which was persisted
   before this call, so a retry after a crash is deduplicated by the homeserver;
 - one lock per room keeps a room's messages in order;
-- a 429 is counted and turned into a retry with the server's delay, never an endless nio loop.
+- a 429 is counted and turned into a retry with the server's delay, never an endless nio loop;
+- what the homeserver will never accept is a permanent :class:`Refused`, never a retry: a
+  message over the event size limit is refused before it is sent (:mod:`bot.event_size`), and
+  a 4xx answer (``413 M_TOO_LARGE``, ``403 M_FORBIDDEN`` after a kick, ``400 M_BAD_JSON``…)
+  ends the row. Retrying those forever would hold up every later message of the room, alarms
+  included. Only what may pass (429, 5xx, the network, the bot's own login) is retried.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from typing import Any
 
 from nio import AsyncClient, RoomSendResponse
 from nio.exceptions import OlmTrustError
+
+from bot.event_size import MAX_EVENT_BYTES, encrypted_event_bytes, plaintext_event_bytes
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,29 @@ class Refused:
 
 
 SendResult = Sent | Retry | Refused
+
+#: Answers that say the bot's own login is gone: no message can fix that, but the message is
+#: fine, so it waits (and the operator is told by the log) instead of failing for good.
+_LOGIN_ERRCODES = frozenset({"M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"})
+#: 4xx answers that may pass by themselves.
+_TRANSIENT_HTTP = frozenset({408, 425, 429})
+
+
+def classify_error(errcode: str | None, http_status: int | None) -> SendResult:
+    """What a homeserver's error answer to a send means: retry later, or never.
+
+    429 is a retry with the server's delay (handled by the caller, which counts it); the bot's
+    login gone is a retry; any other 4xx is permanent (the same request gets the same answer);
+    5xx and unknown answers are retries.
+    """
+    label = " ".join(str(p) for p in (errcode, http_status) if p) or "an error"
+    if errcode in _LOGIN_ERRCODES or http_status == 401:
+        return Retry(f"the bot's login was refused ({label})", 30.0)
+    if http_status is not None and 400 <= http_status < 500 and http_status not in _TRANSIENT_HTTP:
+        return Refused(f"homeserver refused it: {label}")
+    if errcode in ("M_TOO_LARGE", "M_FORBIDDEN", "M_BAD_JSON", "M_NOT_JSON", "M_NOT_FOUND"):
+        return Refused(f"homeserver refused it: {label}")
+    return Retry(f"homeserver answered {label}")
 
 
 @dataclass
@@ -140,6 +170,24 @@ class MatrixSender:
                 self.stats.refused += 1
                 return Refused(why_not)
             return Retry(why_not)
+        room = self._client.rooms[room_id]
+        size = (
+            encrypted_event_bytes(event_type, content, room_id)
+            if room.encrypted
+            else plaintext_event_bytes(content)
+        )
+        if size > MAX_EVENT_BYTES:
+            self.stats.refused += 1
+            log.error(
+                "not sending %s to %s: about %d bytes, over the homeserver's limit of %d",
+                key,
+                room_id,
+                size,
+                MAX_EVENT_BYTES,
+            )
+            return Refused(
+                f"too large for the homeserver (about {size} of {MAX_EVENT_BYTES} bytes)"
+            )
         async with self._locks[room_id]:
             return await self._send_locked(key, room_id, content, event_type)
 
@@ -193,7 +241,17 @@ class MatrixSender:
             )
             return Retry("rate limited (429)", retry_ms / 1000)
         self.stats.errors += 1
-        return Retry(f"homeserver answered {status or 'an error'}")
+        transport = getattr(resp, "transport_response", None)
+        verdict = classify_error(
+            status if isinstance(status, str) else None,
+            getattr(transport, "status", None) if transport is not None else None,
+        )
+        if isinstance(verdict, Refused):
+            self.stats.refused += 1
+            log.error("the homeserver refused a message to %s: %s", room_id, verdict.reason)
+        else:
+            log.warning("sending to %s failed, will retry: %s", room_id, verdict.reason)
+        return verdict
 
 
 def _renew_if_a_device_lacks_the_key(client: AsyncClient, room_id: str) -> None:

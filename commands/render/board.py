@@ -4,15 +4,29 @@ Layout, for a phone at night: who started what, how long ago, then one line per 
 (✅ acknowledged by whom, when, how, and what they pledged; ⏳ still missing, with the reminders
 and escalations that ran and the next one due), the pledged total against the requirement,
 and the missing parties last so the eye lands on them.
+
+The board has a size budget (:data:`bot.event_size.BOARD_BUDGET_BYTES`): it is edited with
+every acknowledgement, and an edit over the homeserver's event size limit is refused. Repeated
+acknowledgements are summarised (the newest few named, the rest counted) and remarks are cut;
+should a board still not fit (hundreds of parties), it is rendered compact (no repeats, remarks
+or escalation details) and, last, the parties that do not fit are counted instead of listed.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from bot.domain import ChainParty, Incident, IncidentState
+from bot.domain import Ack, ChainParty, Incident, IncidentState
+from bot.event_size import BOARD_BUDGET_BYTES, text_edit_bytes
 from commands.render.escalation import render_party_escalation
 from commands.render.voice import Voice
+
+#: Later acknowledgements of one party named on the board; the rest are counted.
+ALSO_SHOWN = 3
+#: A remark on the board is cut here (the whole remark is in the audit log and the report).
+REMARK_CHARS = 120
+#: On a board too big for its budget, the missing parties named in the closing line.
+MISSING_NAMED_COMPACT = 10
 
 _NEXT_KEYS = {
     "email": "delivery.next.email",
@@ -34,13 +48,35 @@ def _delivery_problems(incident: Incident, party_id: str, voice: Voice) -> str:
     )
 
 
-def _party_line(incident: Incident, member: ChainParty, voice: Voice) -> str:
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _later_acks(later: list[Ack], voice: Voice) -> str:
+    shown = later[-ALSO_SHOWN:]
+    line = voice.text(
+        "board.party.also",
+        people=", ".join(
+            voice.text(
+                "board.party.also_one", person=voice.person(a.person), time=voice.time(a.at)
+            )
+            for a in shown
+        ),
+    )
+    if len(later) > len(shown):
+        line += voice.text("board.party.also_more", count=len(later) - len(shown))
+    return line
+
+
+def _party_line(
+    incident: Incident, member: ChainParty, voice: Voice, *, compact: bool = False
+) -> str:
     party = member.party
     first = incident.first_ack(party.id)
     if first is None:
         return (
             voice.text("board.party.missing", party=party.name)
-            + render_party_escalation(incident, member, voice)
+            + ("" if compact else render_party_escalation(incident, member, voice))
             + _delivery_problems(incident, party.id, voice)
         )
     line = voice.text(
@@ -51,16 +87,8 @@ def _party_line(incident: Incident, member: ChainParty, voice: Voice) -> str:
         channel=voice.channel(first.channel),
     )
     later = [a for a in incident.acks_of(party.id) if a is not first]
-    if later:  # acknowledged more than once: the board says who else did, and when
-        line += voice.text(
-            "board.party.also",
-            people=", ".join(
-                voice.text(
-                    "board.party.also_one", person=voice.person(a.person), time=voice.time(a.at)
-                )
-                for a in later
-            ),
-        )
+    if later and not compact:  # acknowledged more than once: who else did, and when
+        line += _later_acks(later, voice)
     pledge = incident.pledge_of(party.id)
     needed = member.requirement.secondary_transports
     given = pledge.secondary_transports if pledge is not None else None
@@ -73,9 +101,9 @@ def _party_line(incident: Incident, member: ChainParty, voice: Voice) -> str:
     if member.requirement.alarm_blood_centres:
         line += voice.text("board.party.blood_centres")
     remark = incident.remark_of(party.id)
-    if remark:
-        line += voice.text("board.party.remark", remark=remark)
-    return line + render_party_escalation(incident, member, voice)
+    if remark and not compact:
+        line += voice.text("board.party.remark", remark=_cut(remark, REMARK_CHARS))
+    return line + ("" if compact else render_party_escalation(incident, member, voice))
 
 
 def _state_lines(incident: Incident, voice: Voice, now: datetime, alarm_command: str) -> str:
@@ -104,7 +132,14 @@ def _state_lines(incident: Incident, voice: Voice, now: datetime, alarm_command:
     )
 
 
-def _closing_lines(incident: Incident, voice: Voice) -> str:
+def _missing_names(missing: tuple[ChainParty, ...], voice: Voice, compact: bool) -> str:
+    if not compact or len(missing) <= MISSING_NAMED_COMPACT:
+        return voice.join(p.party.name for p in missing)
+    named = voice.join(p.party.name for p in missing[:MISSING_NAMED_COMPACT])
+    return named + voice.text("board.party.also_more", count=len(missing) - MISSING_NAMED_COMPACT)
+
+
+def _closing_lines(incident: Incident, voice: Voice, *, compact: bool = False) -> str:
     chain = incident.chain
     parts: list[str | None] = []
     if chain is not None:
@@ -116,7 +151,7 @@ def _closing_lines(incident: Incident, voice: Voice) -> str:
         missing = incident.missing()
         if missing:
             parts.append(
-                voice.text("board.missing", parties=voice.join(p.party.name for p in missing))
+                voice.text("board.missing", parties=_missing_names(missing, voice, compact))
             )
         elif chain.parties:
             parts.append(voice.text("board.all_acknowledged"))
@@ -146,10 +181,37 @@ def render_board(incident: Incident, voice: Voice, *, now: datetime, alarm_comma
         region=incident.region_name,
     )
     headline = voice.text("board.headline", headline=incident.headline)
-    parties = (
-        "\n".join(_party_line(incident, p, voice) for p in incident.chain.parties)
-        if incident.chain is not None
-        else ""
-    )
     top = voice.lines(header, headline, _state_lines(incident, voice, now, alarm_command))
-    return "\n\n".join(p for p in (top, parties, _closing_lines(incident, voice)) if p)
+    members = incident.chain.parties if incident.chain is not None else ()
+
+    def board(lines: list[str], compact: bool = False) -> str:
+        closing = _closing_lines(incident, voice, compact=compact)
+        return "\n\n".join(p for p in (top, "\n".join(lines), closing) if p)
+
+    body = board([_party_line(incident, p, voice) for p in members])
+    if text_edit_bytes(body) <= BOARD_BUDGET_BYTES:
+        return body
+    lines = [_party_line(incident, p, voice, compact=True) for p in members]
+    body = board(lines, compact=True)
+    # Still too big: drop lines, acknowledged parties first (the eye is on the missing ones),
+    # and say how many are not shown.
+    order = sorted(range(len(members)), key=lambda i: incident.first_ack(members[i].id) is None)
+    dropped: set[int] = set()
+    while text_edit_bytes(body) > BOARD_BUDGET_BYTES and len(dropped) < len(members):
+        step = max(1, (len(members) - len(dropped)) // 8)
+        dropped.update(order[len(dropped) : len(dropped) + step])
+        kept = [line for i, line in enumerate(lines) if i not in dropped]
+        body = board([*kept, voice.text("board.more_parties", count=len(dropped))], compact=True)
+    return body
+    lines = [_party_line(incident, p, voice, compact=True) for p in members]
+    body = board(lines)
+    # Still too big: drop lines, acknowledged parties first (the eye is on the missing ones),
+    # and say how many are not shown.
+    order = sorted(range(len(members)), key=lambda i: incident.first_ack(members[i].id) is None)
+    dropped: set[int] = set()
+    while text_edit_bytes(body) > BOARD_BUDGET_BYTES and len(dropped) < len(members):
+        step = max(1, (len(members) - len(dropped)) // 8)
+        dropped.update(order[len(dropped) : len(dropped) + step])
+        kept = [line for i, line in enumerate(lines) if i not in dropped]
+        body = board([*kept, voice.text("board.more_parties", count=len(dropped))])
+    return body
