@@ -8,7 +8,9 @@ Start order matters and is the safety argument of the Matrix layer:
 2. session restored or a new device logged in; the crypto store must be loaded;
 3. device keys uploaded, then the device cross-signed — before any room is joined, because a
    message sent before the signature is visible is lost for Element users (DESIGN §5.9);
-4. only then the sync loop, which brings invites (joined through the inbox) and commands.
+4. the SMS and e-mail channels (their endpoints store replies that may already be waiting);
+5. only then the sync loop, which brings invites (joined through the inbox) and commands; the
+   passes wait for its first full-state sync, since room state is not persisted.
 """
 
 from __future__ import annotations
@@ -16,17 +18,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
 
-from nio import SyncResponse
-
-from bot.bridge_hub import BridgeHub
+from bot.channels import BridgeChannels, reply_codes, resolve_secrets
 from bot.clock import Clock, SystemClock
 from bot.config import ConfigError, LoadedConfig, redacted_dump
+from bot.contracts import Sender
 from bot.due_trigger import DueTrigger
-from bot.engine import BOT, Engine, Faults
+from bot.engine.cleanup import CleanupPass
+from bot.engine.context import ContextFactory
+from bot.engine.delivery import DeliveryPass
+from bot.engine.delivery_reports import DeliveryReports
+from bot.engine.due import DuePass
+from bot.engine.fallback import Fallback
+from bot.engine.faults import Faults
+from bot.engine.inbox import InboxPass
+from bot.engine.metrics import MetricsPass
+from bot.engine.prepare import Links, Preparer
+from bot.engine.replies import ChannelReplies
+from bot.engine.retry import ChannelPolicy, TokenBucket
+from bot.engine.supervisor import Supervisor
+from bot.engine.upkeep import MatrixUpkeep
+from bot.engine.writer import OutcomeWriter
 from bot.i18n import Catalog
 from bot.matrix.cross_signing import CrossSigner
 from bot.matrix.gateway import MatrixGateway
@@ -34,12 +48,13 @@ from bot.matrix.raw_api import RawApi
 from bot.matrix.sender import MatrixSender
 from bot.matrix.session import SessionInfo, SessionStore, StartupRefused, open_session
 from bot.matrix.sync_loop import SyncLoop
-from commands.context import CommandContext
-from storage import audit, state
+from bridges.signed_links import SignedLinks
+from storage import audit, state, stats
 from storage.database import Database
-from storage.incidents import make_repositories
 
 log = logging.getLogger(__name__)
+
+BOT = "larmkedja"
 
 
 class App:
@@ -52,14 +67,22 @@ class App:
         self.faults = faults or Faults.from_env()
         self.catalog = Catalog.load()
         self.db = Database(loaded.database_url)
+        self.supervisor = Supervisor()
         self.session: SessionInfo | None = None
-        self.engine: Engine | None = None
+        self.gateway: MatrixGateway | None = None
         self.sync: SyncLoop | None = None
-        self.bridges: BridgeHub | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopped = asyncio.Event()
+        self.inbox: InboxPass | None = None
+        self.delivery: DeliveryPass | None = None
+        self.due: DuePass | None = None
+        self.metrics: MetricsPass | None = None
+        self.bridges: BridgeChannels | None = None
+        self.trigger: DueTrigger | None = None
+        self._sync_task: asyncio.Task[None] | None = None
         self._stopping = False
-        self.failure: BaseException | None = None
+
+    @property
+    def failure(self) -> BaseException | None:
+        return self.supervisor.failure
 
     async def start(self) -> None:
         cfg = self.config
@@ -69,12 +92,14 @@ class App:
                 ref.resolve(self.loaded.base_dir)
             except ConfigError as exc:
                 raise ConfigError(f"{key}: {exc}") from None
-        password = cfg.matrix.password.resolve(self.loaded.base_dir).get_secret_value()
+        base_dir = self.loaded.base_dir
+        password = cfg.matrix.password.resolve(base_dir).get_secret_value()
         passphrase = (
-            cfg.matrix.store_passphrase.resolve(self.loaded.base_dir).get_secret_value()
+            cfg.matrix.store_passphrase.resolve(base_dir).get_secret_value()
             if cfg.matrix.store_passphrase
             else ""
         )
+        secrets = resolve_secrets(cfg.bridges, base_dir) if cfg.bridges is not None else None
         await self.db.migrate()
 
         paths = SessionStore(self.loaded.state_dir)
@@ -108,103 +133,164 @@ class App:
             token = await state.get(session, state.SYNC_TOKEN)
 
         trust_all = cfg.matrix.trust_policy == "all-devices"
-        sender = MatrixSender(client, trust_all_devices=trust_all)
-        gateway = MatrixGateway(client, sender, trust_all_devices=trust_all)
-        self.engine = Engine(
+        matrix_sender = MatrixSender(client, trust_all_devices=trust_all)
+        self.gateway = gateway = MatrixGateway(client, matrix_sender, trust_all_devices=trust_all)
+        sup = self.supervisor
+        make_context = ContextFactory(cfg, self.clock, self.catalog)
+
+        def wake(*names: str) -> Any:
+            return lambda: [sup.wake(n) for n in names]
+
+        sms_timeout = (
+            cfg.bridges.sms.delivery_timeout_s
+            if cfg.bridges is not None
+            and cfg.bridges.sms is not None
+            and cfg.bridges.sms.delivery_reports
+            else None
+        )
+        writer = OutcomeWriter(delivery_deadlines={"sms": sms_timeout} if sms_timeout else {})
+        fallback = Fallback(writer=writer, make_context=make_context, wake=wake("delivery"))
+        codes = reply_codes(cfg.bridges, secrets) if cfg.bridges and secrets else None
+        self.inbox = InboxPass(
             config=cfg,
             clock=self.clock,
             db=self.db,
             catalog=self.catalog,
             gateway=gateway,
-            make_context=self._make_context,
+            writer=writer,
+            make_context=make_context,
+            replies=ChannelReplies(codes) if codes is not None else None,
             faults=self.faults,
+            wake=wake("inbox"),
+            after_decision=wake("delivery", "due-times"),
+        )
+        self.metrics = MetricsPass(self.db, self.clock)
+        reports = DeliveryReports(self.db, self.clock, on_problem=fallback.on_problem)
+        senders: dict[str, Sender] = {"matrix": matrix_sender}
+        links: Links | None = None
+        if cfg.bridges is not None and secrets is not None:
+            signer_links = SignedLinks(secrets.signing)
+            links = Links(
+                signer_links,
+                cfg.bridges.http.public_base_url,
+                timedelta(minutes=cfg.bridges.reply_code_ttl_min),
+            )
+            self.bridges = BridgeChannels(
+                cfg,
+                cfg.bridges,
+                base_dir=base_dir,
+                clock=self.clock,
+                catalog=self.catalog,
+                secrets=secrets,
+                links=signer_links,
+            )
+            await self.bridges.start(
+                inbound=self.inbox,
+                on_dlr=reports.record,
+                on_link_refused=self._audit_link_refused,
+                health=self._health,
+                registry=self.metrics.registry,
+            )
+            senders.update(self.bridges.senders)
+        self.delivery = DeliveryPass(
+            self.db,
+            self.clock,
+            senders=senders,
+            policies=self._policies(),
+            preparer=Preparer(
+                party_for_room=make_context.party_for_room, codes=codes, links=links
+            ),
+            on_problem=fallback.on_problem,
+            fault=self.faults.hit,
+            wake=wake("delivery"),
+        )
+
+        async def wake_due() -> None:
+            sup.wake("due-times")
+
+        self.trigger = DueTrigger(wake_due)
+        self.due = DuePass(
+            self.db,
+            self.clock,
+            writer=writer,
+            make_context=make_context,
+            fallback=fallback,
+            trigger=self.trigger,
+            faults=self.faults,
+            wake_delivery=wake("delivery"),
+        )
+        upkeep = MatrixUpkeep(
+            config=cfg,
+            clock=self.clock,
+            db=self.db,
+            catalog=self.catalog,
+            gateway=gateway,
+            wake_inbox=wake("inbox"),
+            wake_delivery=wake("delivery"),
         )
         self.sync = SyncLoop(
             client,
-            store_batch=self.engine.store_batch,
-            after_sync=self._after_sync,
+            store_batch=self.inbox.store_batch,
+            after_sync=upkeep.after_sync,
             initial_token=token,
             timeout_ms=cfg.matrix.sync_timeout_ms,
             first_sync_timeout_s=cfg.matrix.first_sync_timeout_s,
             backoff_initial_s=cfg.matrix.backoff_initial_s,
             backoff_max_s=cfg.matrix.backoff_max_s,
         )
-        self.engine.trigger = DueTrigger(self._fire_due)
-        if cfg.bridges is not None:
-            # Before the first sync: replies and delivery reports may already be waiting.
-            self.bridges = BridgeHub(
-                cfg,
-                cfg.bridges,
-                base_dir=self.loaded.base_dir,
-                db=self.db,
-                clock=self.clock,
-                engine=self.engine,
-                fault=self.faults.hit,
+        ready = self.sync.first_sync_done
+        self.trigger.start()
+        sup.add(self.inbox, ready=ready)
+        sup.add(self.due, ready=ready)
+        sup.add(self.delivery, ready=ready)
+        sup.add(self.metrics)
+        if codes is not None:
+            sup.add(CleanupPass(self.db, self.clock, codes.policy))
+        sup.start()
+        sup.run_forever("sync", self.sync.run())
+
+    def _policies(self) -> dict[str, ChannelPolicy]:
+        cfg = self.config
+        policies = {
+            "matrix": ChannelPolicy(
+                backoff_initial_s=2.0, backoff_max_s=cfg.matrix.backoff_max_s, max_attempts=None
             )
-            await self.bridges.start()
-        self._spawn("sync", self.sync.run())
-        self._spawn("due-times", self._start_due_times(self.sync.first_sync_done), forever=False)
-        self._spawn("inbox", self.engine.run_inbox_worker(self.sync.first_sync_done))
-        self._spawn("outbox", self.engine.run_outbox_worker(self.sync.first_sync_done))
-        if self.bridges is not None:
-            self._spawn("bridges", self.bridges.run())
+        }
+        bridges = cfg.bridges
+        if bridges is None:
+            return policies
+        for channel, rate in (
+            ("sms", bridges.sms.rate_per_s if bridges.sms else None),
+            ("email", bridges.email.rate_per_s if bridges.email else None),
+        ):
+            if rate is None:
+                continue
+            policies[channel] = ChannelPolicy(
+                backoff_initial_s=bridges.backoff_initial_s,
+                backoff_max_s=bridges.backoff_max_s,
+                max_attempts=bridges.max_attempts,
+                bucket=TokenBucket(self.clock, rate),
+                max_concurrent=8,
+            )
+        return policies
 
-    async def _start_due_times(self, ready: asyncio.Event) -> None:
-        """Rebuild the trigger from the database once rooms are known; missed ones fire now."""
-        await ready.wait()
-        assert self.engine is not None
-        assert self.engine.trigger is not None
-        self.engine.trigger.start()
-        await self.engine.rearm()
+    async def _audit_link_refused(self, reason: str) -> None:
+        async with self.db.write() as session:
+            await audit.append(
+                session,
+                at=self.clock.now(),
+                actor="link",
+                action="inbound_reply.refused",
+                subject=None,
+                detail={"channel": "link", "reason": reason},
+            )
 
-    async def _fire_due(self) -> None:
-        assert self.engine is not None
-        try:
-            await self.engine.fire_due_now()
-        except Exception:  # a failed pass is retried: the rows are still pending
-            log.exception("due-time pass failed; retrying in 5 s")
-            if self.engine.trigger is not None:
-                self.engine.trigger.arm(self.clock.now() + timedelta(seconds=5))
-
-    def _make_context(self, session: Any) -> CommandContext:
-        incidents, alarms = make_repositories(session, self.config)
-        return CommandContext(
-            config=self.config,
-            clock=self.clock,
-            incidents=incidents,
-            alarms=alarms,
-            catalog=self.catalog,
-        )
-
-    async def _after_sync(self, resp: SyncResponse) -> None:
-        assert self.engine is not None
-        gateway = self.engine.gateway
-        await gateway.maintain_keys()
-        await self.engine.warn_unencrypted_rooms()
-        await self.engine.retry_undecryptable()
-        ours = self.config.known_rooms() & gateway.joined_rooms()
-        if await gateway.share_keys_ahead(ours):
-            log.info("room keys shared ahead of need")
-        self.engine.outbox_wakeup.set()
-
-    def _spawn(self, name: str, coro: Coroutine[Any, Any, None], *, forever: bool = True) -> None:
-        """Run a background task, keeping a reference; its failure stops the bot (so that a
-        supervisor restarts it), and so does a ``forever`` task that returns."""
-        task = asyncio.create_task(coro, name=f"larmkedja-{name}")
-        task.add_done_callback(lambda t: self._task_done(t, forever))
-        self._tasks.append(task)
-
-    def _task_done(self, task: asyncio.Task[None], forever: bool) -> None:
-        if task.cancelled() or self._stopping:
-            return
-        exc = task.exception()
-        if exc is not None:
-            log.critical("background task %s died: %r; stopping", task.get_name(), exc)
-            self.failure = exc
-            self._stopped.set()
-        elif forever:
-            log.critical("background task %s ended; stopping", task.get_name())
-            self._stopped.set()
+    async def _health(self) -> dict[str, Any]:
+        async with self.db.read() as session:
+            pending = await stats.pending_by_channel(
+                session, ("matrix", *self.config.bridge_channels())
+            )
+        return {"ok": True, "pending": pending}
 
     async def wait_ready(self, timeout: float = 60) -> None:
         """Until the first full-state sync is stored (tests and the demo wait for this)."""
@@ -214,44 +300,23 @@ class App:
     async def run_until_stopped(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stopped.set)
-        await self._stopped.wait()
+            loop.add_signal_handler(sig, self.supervisor.stopped.set)
+        await self.supervisor.stopped.wait()
 
     async def stop(self) -> None:
-        self._stopping = True
-        if self.bridges is not None:
-            # Let an SMS/e-mail pass under way finish and be recorded: a send cut off between
-            # "accepted by the gateway" and "marked sent" would go out again after a restart.
-            await self.bridges.finish(timeout=15)
-        await _cancel_all(self._tasks)
-        self._tasks.clear()
-        if self.engine is not None:
-            if self.engine.trigger is not None:
-                self.engine.trigger.shutdown()
-            await self.engine.finish_inflight()
+        """No new work is claimed; sends under way complete and are recorded (a send cut off
+        between "accepted" and "marked sent" would go out again after a restart, and Matrix
+        transaction ids are per device); then everything is closed."""
+        await self.supervisor.stop()
+        if self.trigger is not None:
+            self.trigger.shutdown()
+        if self.delivery is not None:
+            await self.delivery.drain(timeout=15)
         if self.bridges is not None:
             await self.bridges.stop()
         if self.session is not None:
             await self.session.client.close()
         await self.db.close()
-
-
-async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel ``tasks`` and wait for them, cancelling again any that lost its cancellation
-    (see :mod:`bot.waiting`): a stop must end, or the supervisor cannot restart the bot."""
-    pending = [t for t in tasks if not t.done()]
-    for attempt in range(100):
-        for task in pending:
-            task.cancel()
-        _done, still = await asyncio.wait(pending, timeout=0.2) if pending else (set(), set())
-        pending = list(still)
-        if not pending:
-            break
-        if attempt == 10:
-            log.warning("tasks still running after cancel: %s", [t.get_name() for t in pending])
-    for task in tasks:  # collect outcomes so that none is reported as never retrieved
-        if task.done() and not task.cancelled():
-            task.exception()
 
 
 __all__ = ["App", "StartupRefused"]

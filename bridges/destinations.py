@@ -42,3 +42,22 @@ def normalize_destination(channel: str, value: object) -> str | None:
             return address
         return None
     return None
+
+
+def mask_destination(destination: str) -> str:
+    """A phone number as ``***1234``, an address as ``t***@domain``: enough to tell apart in a
+    log line or an audit entry, never the whole number."""
+    if "@" in destination:
+        local, _, domain = destination.rpartition("@")
+        return f"{local[:1]}***@{domain}"
+    return "***" + destination[-4:] if len(destination) > 4 else "***"
+
+
+def scrub(text: str, destination: str, secrets: list[str]) -> str:
+    """A gateway's or relay's answer made fit for a log line, a ``last_error`` and the audit:
+    passwords out, a full phone number masked, one line, bounded."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    if destination and "@" not in destination:
+        text = text.replace(destination, mask_destination(destination))
+    return " ".join(text.split())[:500]

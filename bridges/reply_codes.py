@@ -54,8 +54,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridges.destinations import normalize_destination
 from bridges.signed_links import derive_key
-from storage import audit
 from storage import reply_codes as store
+from storage.audit import AuditNote
 
 CHANNELS = ("sms", "email")
 MIN_DIGITS = 4
@@ -123,6 +123,8 @@ class Redeemed:
     channel: str
     destination: str
     via: str  # sms, email, link
+    #: The audit entry of the redemption, for the caller to write (never the code).
+    audit: AuditNote | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ class Rejected:
 
     reason: RejectReason
     incident_id: str | None = None
+    audit: AuditNote | None = field(default=None, compare=False, repr=False)
 
     @property
     def public_reason(self) -> RejectReason:
@@ -266,8 +269,9 @@ class ReplyCodes:
         """Use up ``code`` if it was sent to ``sender`` on ``channel`` and is live.
 
         Call inside the write transaction that then records the acknowledgement, so that the
-        code is used if and only if the acknowledgement is stored. Every outcome is appended
-        to the audit log (never the code). Raises only what the database raises.
+        code is used if and only if the acknowledgement is stored. Every result carries its
+        audit entry (never the code) for the caller to append in the same transaction.
+        Raises only what the database raises.
         """
         dest = normalize_destination(channel, sender) if channel in CHANNELS else None
         norm = normalize_code(code)
@@ -347,14 +351,6 @@ class ReplyCodes:
         *,
         via: str,
     ) -> Redeemed:
-        await audit.append(
-            session,
-            at=now,
-            actor=actor,
-            action="reply_code.redeemed",
-            subject=row.incident_id,
-            detail={"code_id": row.id, "party_id": row.party_id, "via": via},
-        )
         return Redeemed(
             incident_id=row.incident_id,
             party_id=row.party_id,
@@ -363,6 +359,12 @@ class ReplyCodes:
             channel=row.channel,
             destination=row.destination,
             via=via,
+            audit=AuditNote(
+                actor,
+                "reply_code.redeemed",
+                row.incident_id,
+                {"code_id": row.id, "party_id": row.party_id, "via": via},
+            ),
         )
 
     @staticmethod
@@ -373,12 +375,10 @@ class ReplyCodes:
         rejected: Rejected,
         detail: dict[str, object] | None = None,
     ) -> Rejected:
-        await audit.append(
-            session,
-            at=now,
-            actor=actor,
-            action="reply_code.rejected",
-            subject=rejected.incident_id,
-            detail={"reason": rejected.reason.value, **(detail or {})},
+        note = AuditNote(
+            actor,
+            "reply_code.rejected",
+            rejected.incident_id,
+            {"reason": rejected.reason.value, **(detail or {})},
         )
-        return rejected
+        return Rejected(rejected.reason, rejected.incident_id, audit=note)

@@ -7,7 +7,8 @@ politely in the caller's language and audit the refusal.
 from __future__ import annotations
 
 from bot.config import Config
-from commands.declaration import Audience, Place
+from bot.domain import Party
+from commands.declaration import Audience, Call, Declaration, Place
 
 
 def is_coordinator(config: Config, user_id: str) -> bool:
@@ -51,3 +52,17 @@ def refusal(config: Config, who: Audience, where: Place, room_id: str, sender: s
     """The first reason the sender may not run a command here: the room first (the more
     useful answer for a duty officer typing in the wrong room), then the person."""
     return place_refusal(config, where, room_id) or audience_refusal(config, who, room_id, sender)
+
+
+def declaration_refusal(
+    config: Config, declaration: Declaration, call: Call, *, frozen: Party | None = None
+) -> str | None:
+    """Whether ``call``'s sender may run ``declaration`` where it was called: by the current
+    config (staff change during a long incident). ``frozen`` is the party's copy in a running
+    chain: if the party has left the config, or moved room, since its alarm, that copy decides
+    (its duty officers and members), so that the people alarmed can still answer."""
+    if frozen is not None:
+        current = config.party(frozen.id)
+        if current is None or current.room != call.room_id:
+            return None if frozen.may_acknowledge(call.sender) else "refusal.who.party_member"
+    return refusal(config, declaration.who, declaration.where, call.room_id, call.sender)

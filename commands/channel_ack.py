@@ -1,10 +1,10 @@
-"""Acknowledgements that arrive by SMS, e-mail or link, and the answers to them.
+"""Acknowledgements that arrive by SMS, e-mail or link: the answers on those channels.
 
-The bot layer (:mod:`bot.channel_replies`) parses a reply and redeems its reply code in the
-write transaction; this module decides what that means, like a command executor does: record
-the acknowledgement on the incident, answer the sender on the channel it wrote on, tell the
-party's room and update the boards. Or, for a reply that cannot acknowledge, say why in the
-sender's language. It returns an :class:`Outcome` and sends nothing.
+The engine (:mod:`bot.engine.replies`) parses a reply and redeems its reply code in the write
+transaction; this module hands the acknowledgement to the one decision every way in shares
+(:func:`commands.acknowledge.acknowledge`) and renders the result for the channel the reply
+came on: the answer to the sender by SMS or e-mail. Or, for a reply that cannot acknowledge,
+it says why in the sender's language. It returns an :class:`Outcome` and sends nothing.
 
 Who "acknowledged" is the number (masked to its last four digits) or the function address the
 code was sent to: the code proves that reply came from there, nothing says which person held
@@ -16,13 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.domain import AlreadyStoodDown, Incident, NotAlarmed, NotInChain, Pledge
+from bot.domain import Incident, Pledge
 from bot.i18n import Catalog
+from commands.acknowledge import AckRequest, acknowledge
 from commands.context import CommandContext
-from commands.outcome import AuditEntry, Delivery, Outcome, Post
+from commands.outcome import AuditEntry, Delivery, Outcome
 from commands.registry import build_registry
 from commands.render import Voice
-from commands.replies import chain_completed, home_server, incident_boards
+from commands.replies import home_server
 
 _REFUSAL_KEYS = {
     "reused": "reply.rejected.reused",
@@ -78,7 +79,8 @@ async def acknowledge_by_reply(
     pledge: Pledge | None,
     at: datetime,
 ) -> tuple[Outcome, str]:
-    """Record ``party_id``'s acknowledgement of ``incident`` through a redeemed code.
+    """``party_id`` acknowledges ``incident`` through a redeemed code: the one decision
+    (:func:`commands.acknowledge.acknowledge`), and its answer on the reply's channel.
 
     Returns the outcome and ``acknowledged`` or ``closed`` (stood down, or never alarmed: the
     code outlived its purpose).
@@ -92,11 +94,14 @@ async def acknowledge_by_reply(
     )
     voice = Voice(catalog, lang, home_server(ctx))
     person = who(destination)
-    try:
-        recorded = incident.acknowledge(
-            party_id, by=person, via=source.channel, clock=ctx.clock, pledge=pledge, at=at
-        )
-    except (AlreadyStoodDown, NotAlarmed, NotInChain) as error:
+    decision = await acknowledge(
+        ctx,
+        incident,
+        AckRequest(party_id=party_id, by=person, via=source.channel, at=at, pledge=pledge),
+        catalog=catalog,
+        registry=build_registry(),
+    )
+    if decision.recorded is None:
         body = voice.text("reply.closed", incident=incident.id)
         return Outcome(
             deliveries=answer(source, lang, body, "answer"),
@@ -108,16 +113,13 @@ async def acknowledge_by_reply(
                         "party": party_id,
                         "channel": source.channel,
                         "by": person,
-                        "reason": type(error).__name__,
+                        "reason": type(decision.error).__name__,
                     },
                 )
             ],
         ), CLOSED
-    await ctx.incidents.save(incident)
-    assert incident.chain is not None
-    member = incident.chain.party(party_id)
+    recorded, member = decision.recorded, decision.member
     assert member is not None
-    ack = recorded.ack
     given = recorded.pledge.secondary_transports if recorded.pledge is not None else None
     pledge_text = "" if given is None else voice.text("reply.pledge", count=given)
     body = voice.text(
@@ -126,46 +128,7 @@ async def acknowledge_by_reply(
     if recorded.short_of_requirement:
         body += voice.text("reply.short", required=member.requirement.secondary_transports)
     outcome = Outcome(deliveries=answer(source, lang, body, "answer"))
-    outcome.audit.append(
-        AuditEntry(
-            "ack.recorded",
-            incident.id,
-            {
-                "party": party_id,
-                "by": person,
-                "channel": source.channel,
-                "at": ack.at.isoformat(),
-                "first": recorded.is_first,
-                "pledge": None if ack.pledge is None else ack.pledge.to_dict(),
-                "short_of_requirement": recorded.short_of_requirement,
-                "cancelled_dues": [d.key for d in recorded.cancelled],
-            },
-        )
-    )
-    room = member.party.room
-    if room is not None:
-        room_voice = Voice(catalog, member.party.language, home_server(ctx))
-        outcome.posts.append(
-            Post(
-                room_id=room,
-                body=room_voice.text(
-                    "ack.by_bridge",
-                    party=member.party.name,
-                    incident=incident.id,
-                    channel=room_voice.channel(source.channel),
-                    who=person,
-                    time=room_voice.time(ack.at),
-                    pledge="" if given is None else room_voice.text("reply.pledge", count=given),
-                ),
-                key="acknowledged",
-                purpose="notice",
-                incident_id=incident.id,
-            )
-        )
-    if recorded.chain_completed:
-        outcome.extend(chain_completed(ctx, incident, catalog, ack.at))
-    outcome.boards.extend(incident_boards(ctx, incident, catalog, build_registry()))
-    return outcome, ACKNOWLEDGED
+    return outcome.extend(decision.outcome), ACKNOWLEDGED
 
 
 def refuse_reply(

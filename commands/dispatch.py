@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from bot.i18n import Catalog
-from commands.access import audience_refusal, refusal
+from commands.access import declaration_refusal
 from commands.arguments import ArgumentProblem, parse_arguments
 from commands.context import CommandContext, Invocation, Reaction
-from commands.declaration import Call, Declaration
-from commands.executors.ack import acknowledge
+from commands.declaration import Call
+from commands.executors.ack import acknowledge_by_reaction
 from commands.outcome import AuditEntry, Outcome, Post
 from commands.registry import Registry, build_registry
 from commands.render import Voice
@@ -26,9 +26,6 @@ from commands.text import split_command
 #: a few thousand characters; anything longer is answered without being parsed or echoed, so
 #: that 30,000 characters typed after a ``!`` cannot make an answer the homeserver refuses.
 MAX_COMMAND_CHARS = 4_000
-
-# Reaction keys that mean "acknowledged"; clients add or drop the emoji variation selector.
-ACK_REACTIONS = frozenset({"✅", "✔️", "✔", "☑️", "☑"})
 
 
 def _catalog(ctx: CommandContext) -> Catalog:
@@ -140,9 +137,7 @@ async def handle_message(invocation: Invocation, ctx: CommandContext) -> Outcome
         catalog=catalog,
         registry=registry,
     )
-    reason = refusal(
-        ctx.config, declaration.who, declaration.where, invocation.room_id, invocation.sender
-    )
+    reason = declaration_refusal(ctx.config, declaration, call)
     if reason is not None:
         return refused(call, _render_refusal(call, ctx, reason, voice), reason)
     try:
@@ -152,66 +147,7 @@ async def handle_message(invocation: Invocation, ctx: CommandContext) -> Outcome
     return await declaration.execute(replace(call, args=args), ctx)
 
 
-def _reaction_call(
-    reaction: Reaction,
-    ctx: CommandContext,
-    declaration: Declaration,
-    registry: Registry,
-    catalog: Catalog,
-) -> Call:
-    return Call(
-        declaration=declaration,
-        room_id=reaction.room_id,
-        sender=reaction.sender,
-        event_id=reaction.event_id,
-        at=reaction.at,
-        lang=ctx.config.room_language(reaction.room_id),
-        args={},
-        catalog=catalog,
-        registry=registry,
-        reply_to=reaction.reacts_to,
-    )
-
-
 async def handle_reaction(reaction: Reaction, ctx: CommandContext) -> Outcome | None:
-    """A ✅ on one of the bot's alarm messages acknowledges for that room's party.
-
-    Anything else (another emoji, a reaction on a reply or a board, the bot's own reaction)
-    is not a command and yields None.
-    """
-    if reaction.key not in ACK_REACTIONS or reaction.sender == ctx.config.matrix.user_id:
-        return None
-    if ctx.alarms is None:
-        return None
-    ref = await ctx.alarms.resolve(reaction.room_id, reaction.reacts_to)
-    if ref is None:
-        return None
-    incident = await ctx.incidents.get(ref.incident_id)
-    if incident is None or incident.chain is None:
-        return None
-    member = incident.chain.party_by_room(reaction.room_id)
-    if member is None and ref.party_id is not None:
-        member = incident.chain.party(ref.party_id)
-    if member is None:
-        return None
-    catalog = _catalog(ctx)
-    registry = build_registry()
-    call = _reaction_call(reaction, ctx, registry.get("ack"), registry, catalog)
-    voice = Voice(catalog, call.lang, home_server(ctx))
-    # Who may acknowledge is decided by the current config (staff change during a long
-    # incident), falling back to the frozen copy if the party has left the config.
-    current = ctx.config.party(member.id)
-    allowed = (
-        audience_refusal(ctx.config, registry.get("ack").who, reaction.room_id, reaction.sender)
-        is None
-        if current is not None and current.room == reaction.room_id
-        else member.party.may_acknowledge(reaction.sender)
-    )
-    if not allowed:
-        return refused(
-            call,
-            voice.text("refusal.reaction", party=member.party.name, incident=incident.id),
-            "refusal.reaction",
-            incident.id,
-        )
-    return await acknowledge(call, ctx, incident, member.id, via="reaction")
+    """A ✅ on an alarm: the chat way in to the acknowledgement (see
+    :func:`commands.executors.ack.acknowledge_by_reaction`); anything else is None."""
+    return await acknowledge_by_reaction(reaction, ctx, build_registry())

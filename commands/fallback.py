@@ -1,8 +1,8 @@
 """A channel did not reach a party: move the party on to its next channel.
 
-The bot finds the outbox rows that failed for good, or that were never reported delivered
-within the configured time (:mod:`bot.fallback`), and calls :func:`fall_back` for each, in one
-write transaction per row. The incident decides whether anything is left to do (not for a party
+The engine calls :func:`fall_back` when an alarm failed for good, was reported not delivered,
+or was not reported delivered within its deadline (:mod:`bot.engine.fallback`), in the
+transaction that learnt of it. The incident decides whether anything is left to do (not for a party
 that acknowledged meanwhile, nor twice for the same party and channel); this module turns the
 decision into messages: the alarm by e-mail after a failed SMS, the party's backup contacts
 mentioned in its room after a failed e-mail, and the updated boards.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,6 +72,28 @@ async def append(
     session.add(row)
     await session.flush()
     return row
+
+
+@dataclass(frozen=True)
+class AuditNote:
+    """An entry a lower layer decided on but does not write itself (the reply codes): the
+    caller appends it in its transaction with :func:`append_note`."""
+
+    actor: str
+    action: str
+    subject: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+async def append_note(session: AsyncSession, at: datetime, note: AuditNote) -> AuditRow:
+    return await append(
+        session,
+        at=at,
+        actor=note.actor,
+        action=note.action,
+        subject=note.subject,
+        detail=note.detail,
+    )
 
 
 async def entries(session: AsyncSession, action: str | None = None) -> list[AuditRow]:

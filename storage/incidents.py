@@ -10,17 +10,22 @@ inserted as ``pending``; pending rows the incident no longer has become ``fired`
 incident recorded them as fired, else ``cancelled``), in the same transaction as the incident.
 The engine reads them with :func:`due_now` and :func:`all_pending`; nothing else is needed to
 rebuild the scheduler after a restart.
+
+Besides the incident's own reminders (kinds ``step`` and ``pledge``, mirrored from the domain),
+``due_times`` holds *delivery deadlines* (kind ``delivery``): an alarm on a channel with a
+deadline must be reported delivered by then, or the party is moved on to its next channel.
+They belong to the engine, not to the incident document, so the mirror leaves them alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Config
-from bot.domain import AlarmRef, Incident, IncidentState
+from bot.domain import PLEDGE, STEP, AlarmRef, Incident, IncidentState
 from storage.incident_models import DueRow, IncidentPartyRow, IncidentRow
 from storage.models import OutboxRow
 
@@ -31,6 +36,10 @@ PENDING = "pending"  # waiting for its time
 FIRED = "fired"  # it came and its reminder or escalation was decided
 MOOT = "moot"  # it came, but there was nothing left to do (acknowledged, stood down)
 CANCELLED = "cancelled"  # made moot before it came (an acknowledgement, a stand-down)
+
+#: Kind of a due-time row that is a delivery deadline (see the module docstring).
+DELIVERY = "delivery"
+_INCIDENT_KINDS = (STEP, PLEDGE)
 
 # Bot messages a ✅ reaction acknowledges: the alarm, and the reminders and repeated alarms
 # in the party's room.
@@ -89,6 +98,7 @@ class SqlIncidents:
             await self.session.scalars(
                 select(DueRow).where(
                     DueRow.incident_id == incident.id,
+                    DueRow.kind.in_(_INCIDENT_KINDS),
                     or_(DueRow.status == PENDING, DueRow.key.in_(list(pending))),
                 )
             )
@@ -174,6 +184,43 @@ class SqlIncidents:
         return None if row is None else Incident.from_dict(row.document)
 
 
+def delivery_deadline_key(incident_id: str, party_id: str, outbox_row_id: int) -> str:
+    return f"{incident_id}:{party_id}:{DELIVERY}:{outbox_row_id}:0"
+
+
+async def add_delivery_deadline(
+    session: AsyncSession,
+    *,
+    incident_id: str,
+    party_id: str,
+    outbox_row_id: int,
+    due_at: datetime,
+) -> None:
+    """Outbox row ``outbox_row_id`` (an alarm to ``party_id``) must be reported delivered by
+    ``due_at``; the due pass checks it then."""
+    session.add(
+        DueRow(
+            key=delivery_deadline_key(incident_id, party_id, outbox_row_id),
+            incident_id=incident_id,
+            party_id=party_id,
+            kind=DELIVERY,
+            step=outbox_row_id,
+            repeat=0,
+            due_at=due_at,
+            status=PENDING,
+        )
+    )
+    await session.flush()
+
+
+async def settle(session: AsyncSession, row: DueRow, status: str, at: datetime) -> None:
+    """Mark a pending due-time row ``fired`` or ``moot`` (the engine's own kinds)."""
+    row.status = status
+    row.fired_at = at
+    row.late_by_s = max(0.0, (at - row.due_at).total_seconds())
+    await session.flush()
+
+
 async def due_now(session: AsyncSession, now: datetime) -> list[DueRow]:
     """Pending due times whose time has come by ``now``, soonest first.
 
@@ -218,13 +265,18 @@ class SqlAlarms:
     """Finds the alarm a ✅ reaction annotates, from the outbox row the alarm was sent as
     (a reminder or repeated alarm in the party's room counts as the alarm).
 
-    The party is the one whose room the alarm went to; without a config it is left to the
-    caller, which finds it in the incident's frozen chain by room.
+    The party is the one whose room the alarm went to, as ``party_for_room`` (the config's
+    look-up, injected so that storage knows nothing of the config) says; without it the party
+    is left to the caller, which finds it in the incident's frozen chain by room.
     """
 
-    def __init__(self, session: AsyncSession, config: Config | None = None) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        party_for_room: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.session = session
-        self.config = config
+        self.party_for_room = party_for_room
 
     async def resolve(self, room_id: str, event_id: str) -> AlarmRef | None:
         incident_id = await self.session.scalar(
@@ -239,13 +291,13 @@ class SqlAlarms:
         )
         if incident_id is None:
             return None
-        party = self.config.party_for_room(room_id) if self.config is not None else None
-        return AlarmRef(incident_id=incident_id, party_id=party.id if party else None)
+        party = self.party_for_room(room_id) if self.party_for_room is not None else None
+        return AlarmRef(incident_id=incident_id, party_id=party)
 
 
 def make_repositories(
-    session: AsyncSession, config: Config | None = None
+    session: AsyncSession, party_for_room: Callable[[str], str | None] | None = None
 ) -> tuple[SqlIncidents, SqlAlarms]:
     """The ``incidents`` and ``alarms`` of a :class:`commands.context.CommandContext`, bound to
     the engine's write transaction ``session``."""
-    return SqlIncidents(session), SqlAlarms(session, config)
+    return SqlIncidents(session), SqlAlarms(session, party_for_room)

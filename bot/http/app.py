@@ -35,8 +35,6 @@ import logging
 import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 from ipaddress import ip_address
 from typing import Any
 
@@ -47,6 +45,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import SecretStr
 
 from bot.clock import Clock
+from bot.contracts import AckForm, AckOutcome
 from bot.http.pages import AckPage, PageState, ack_page_renderer
 from bot.i18n import Catalog
 from bridges.signed_links import LinkClaim, LinkProblem, LinkRejected, SignedLinks
@@ -69,23 +68,6 @@ HealthCheck = Callable[[], Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
 SmsCallback = Callable[[InboundSms], Awaitable[None]]
 DlrCallback = Callable[[DeliveryReport], Awaitable[None]]
 PageRenderer = Callable[[AckPage], str]
-
-
-class AckOutcome(StrEnum):
-    """What the acknowledgement callback did with a verified link."""
-
-    ACKNOWLEDGED = "acknowledged"
-    ALREADY = "already"  # this link or reply code was used before (or the party has acked)
-    CLOSED = "closed"  # the incident is over or stood down
-    EXPIRED = "expired"  # the message's reply code has expired
-
-
-@dataclass(frozen=True)
-class AckForm:
-    """What the person entered on the confirm page, already validated."""
-
-    pledge: int | None
-    remark: str
 
 
 AckCallback = Callable[[LinkClaim, AckForm], Awaitable[AckOutcome]]

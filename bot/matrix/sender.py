@@ -31,32 +31,13 @@ from typing import Any
 from nio import AsyncClient, RoomSendResponse
 from nio.exceptions import OlmTrustError
 
+from bot.contracts import Outgoing, Refused, Retry, SendResult, Sent
 from bot.event_size import MAX_EVENT_BYTES, encrypted_event_bytes, plaintext_event_bytes
 
 log = logging.getLogger(__name__)
 
 PLAINTEXT_WARNING = "plaintext-warning"
 
-
-@dataclass(frozen=True)
-class Sent:
-    event_id: str
-
-
-@dataclass(frozen=True)
-class Retry:
-    reason: str
-    after_s: float | None = None  # the server's wish (429), else the worker's backoff
-
-
-@dataclass(frozen=True)
-class Refused:
-    """A permanent refusal: retrying cannot make this send safe or possible."""
-
-    reason: str
-
-
-SendResult = Sent | Retry | Refused
 
 #: Answers that say the bot's own login is gone: no message can fix that, but the message is
 #: fine, so it waits (and the operator is told by the log) instead of failing for good.
@@ -135,12 +116,44 @@ def build_content(
     return content
 
 
+def content_of(purpose: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The event content of an outbox row's payload. An edit's ``replaces`` (the event id of
+    the message it edits) was looked up when the row was claimed."""
+    if purpose == "reaction":
+        return {
+            "m.relates_to": {
+                "rel_type": "m.annotation",
+                "event_id": payload["reacts_to"],
+                "key": payload["reaction"],
+            }
+        }
+    return build_content(
+        payload["body"],
+        mentions=payload.get("mentions") or (),
+        in_reply_to=payload.get("in_reply_to"),
+        replaces=payload.get("replaces"),
+    )
+
+
 class MatrixSender:
+    """The Matrix channel's :class:`bot.contracts.Sender`."""
+
+    channel = "matrix"
+
     def __init__(self, client: AsyncClient, *, trust_all_devices: bool) -> None:
         self._client = client
         self._trust_all_devices = trust_all_devices
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.stats = SendStats()
+
+    async def send(self, message: Outgoing) -> SendResult:
+        return await self.send_content(
+            key=message.key,
+            room_id=message.destination,
+            content=content_of(message.purpose, message.payload),
+            purpose=message.purpose,
+            event_type="m.reaction" if message.purpose == "reaction" else "m.room.message",
+        )
 
     def can_send_to(self, room_id: str) -> str | None:
         """None if a normal message may go to this room now, else why not."""
@@ -153,7 +166,7 @@ class MatrixSender:
             return "room is not encrypted"
         return None
 
-    async def send(
+    async def send_content(
         self,
         *,
         key: str,
@@ -169,7 +182,9 @@ class MatrixSender:
             if why_not == "room is not encrypted":
                 self.stats.refused += 1
                 return Refused(why_not)
-            return Retry(why_not)
+            # The bot is not in the room: the party cannot be reached here for now (a delivery
+            # problem to show and fall back from), but an invite may still come.
+            return Retry(why_not, unreachable=why_not.startswith("room not joined"))
         room = self._client.rooms[room_id]
         size = (
             encrypted_event_bytes(event_type, content, room_id)

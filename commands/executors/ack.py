@@ -1,31 +1,30 @@
-"""!kvittera and ✅: a party acknowledges an alarm, optionally pledging transports."""
+"""!kvittera and ✅: the chat ways in to the one acknowledgement decision.
+
+Both translate what was typed (or reacted) into an :class:`commands.acknowledge.AckRequest`
+and answer in the room; SMS, e-mail and links do the same in :mod:`commands.channel_ack`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from bot.domain import (
-    AlreadyStoodDown,
-    Incident,
-    IncidentState,
-    NotAlarmed,
-    NotInChain,
-    Pledge,
-)
-from commands.context import CommandContext
+from bot.domain import Incident, IncidentState, Pledge
+from bot.i18n import Catalog
+from commands.access import declaration_refusal
+from commands.acknowledge import NOT_ALARMED, NOT_IN_CHAIN, STOOD_DOWN, AckRequest, acknowledge
+from commands.context import CommandContext, Reaction
 from commands.declaration import Call
 from commands.lookup import incident_by_number
-from commands.outcome import AuditEntry, Outcome
+from commands.outcome import Outcome
 from commands.render import Voice, render_ack_reply
-from commands.replies import (
-    HANDLED,
-    answered,
-    boards,
-    call_detail,
-    chain_completed,
-    rejected,
-    voice_for,
-)
+from commands.replies import HANDLED, call_detail, refused, rejected, reply, voice_for
+
+if TYPE_CHECKING:
+    from commands.registry import Registry
+
+# Reaction keys that mean "acknowledged"; clients add or drop the emoji variation selector.
+ACK_REACTIONS = frozenset({"✅", "✔️", "✔", "☑️", "☑"})
 
 
 def _stood_down(call: Call, voice: Voice, incident: Incident) -> Outcome:
@@ -41,7 +40,7 @@ def _stood_down(call: Call, voice: Voice, incident: Incident) -> Outcome:
     )
 
 
-async def acknowledge(
+async def _acknowledge(
     call: Call,
     ctx: CommandContext,
     incident: Incident,
@@ -51,19 +50,29 @@ async def acknowledge(
     pledge: Pledge | None = None,
     open_ids: Sequence[str] = (),
 ) -> Outcome:
-    """Record the acknowledgement and answer; shared by !kvittera and the ✅ reaction."""
+    """The one decision (:func:`commands.acknowledge.acknowledge`), answered in the room."""
     voice = voice_for(call, ctx)
-    try:
-        recorded = incident.acknowledge(
-            party_id, by=call.sender, via=via, clock=ctx.clock, pledge=pledge, at=call.at
-        )
-    except AlreadyStoodDown:
+    decision = await acknowledge(
+        ctx,
+        incident,
+        AckRequest(
+            party_id=party_id,
+            by=call.sender,
+            via=via,
+            at=call.at,
+            pledge=pledge,
+            context=call_detail(call),
+        ),
+        catalog=call.catalog,
+        registry=call.registry,
+    )
+    if decision.refusal == STOOD_DOWN:
         return _stood_down(call, voice, incident)
-    except NotAlarmed:
+    if decision.refusal == NOT_ALARMED:
         return rejected(
             call, voice.text("ack.not_alarmed", incident=incident.id), "not_alarmed", incident.id
         )
-    except NotInChain:
+    if decision.refusal == NOT_IN_CHAIN:
         party = ctx.config.party(party_id)
         return rejected(
             call,
@@ -75,45 +84,68 @@ async def acknowledge(
             "not_in_chain",
             incident.id,
         )
-    await ctx.incidents.save(incident)
-    assert incident.chain is not None
-    member = incident.chain.party(party_id)
-    assert member is not None
+    assert decision.recorded is not None
+    assert decision.member is not None
     body = render_ack_reply(
         incident,
-        recorded,
-        member,
+        decision.recorded,
+        decision.member,
         voice,
         ack_command=call.command("ack"),
         open_ids=open_ids,
     )
-    ack = recorded.ack
-    audit = [
-        AuditEntry(
-            "ack.recorded",
+    outcome = Outcome(posts=[reply(call, body)], reaction=HANDLED)
+    return outcome.extend(decision.outcome)
+
+
+async def acknowledge_by_reaction(
+    reaction: Reaction, ctx: CommandContext, registry: Registry
+) -> Outcome | None:
+    """A ✅ on one of the bot's alarm messages acknowledges for that room's party.
+
+    Anything else (another emoji, a reaction on a reply or a board, the bot's own reaction)
+    is not a command and yields None. Who may react is who may run ``!kvittera`` there (the
+    ack declaration's audience); a party that has left the config since its alarm is judged by
+    the copy frozen into the chain.
+    """
+    if reaction.key not in ACK_REACTIONS or reaction.sender == ctx.config.matrix.user_id:
+        return None
+    if ctx.alarms is None:
+        return None
+    ref = await ctx.alarms.resolve(reaction.room_id, reaction.reacts_to)
+    if ref is None:
+        return None
+    incident = await ctx.incidents.get(ref.incident_id)
+    if incident is None or incident.chain is None:
+        return None
+    member = incident.chain.party_by_room(reaction.room_id)
+    if member is None and ref.party_id is not None:
+        member = incident.chain.party(ref.party_id)
+    if member is None:
+        return None
+    catalog = ctx.catalog if ctx.catalog is not None else Catalog.load()
+    declaration = registry.get("ack")
+    call = Call(
+        declaration=declaration,
+        room_id=reaction.room_id,
+        sender=reaction.sender,
+        event_id=reaction.event_id,
+        at=reaction.at,
+        lang=ctx.config.room_language(reaction.room_id),
+        args={},
+        catalog=catalog,
+        registry=registry,
+        reply_to=reaction.reacts_to,
+    )
+    if declaration_refusal(ctx.config, declaration, call, frozen=member.party) is not None:
+        voice = voice_for(call, ctx)
+        return refused(
+            call,
+            voice.text("refusal.reaction", party=member.party.name, incident=incident.id),
+            "refusal.reaction",
             incident.id,
-            call_detail(
-                call,
-                party=party_id,
-                by=ack.person,
-                channel=ack.channel,
-                at=ack.at.isoformat(),
-                first=recorded.is_first,
-                pledge=None if ack.pledge is None else ack.pledge.to_dict(),
-                short_of_requirement=recorded.short_of_requirement,
-                cancelled_dues=[d.key for d in recorded.cancelled],
-                pledge_reminder_due=None
-                if recorded.armed is None
-                else recorded.armed.due_at.isoformat(),
-            ),
         )
-    ]
-    outcome = answered(call, body, *audit)
-    if recorded.chain_completed:
-        outcome.extend(chain_completed(ctx, incident, call.catalog, ack.at))
-    outcome.boards.extend(boards(call, ctx, incident))
-    outcome.reaction = HANDLED
-    return outcome
+    return await _acknowledge(call, ctx, incident, member.id, via="reaction")
 
 
 async def execute_ack(call: Call, ctx: CommandContext) -> Outcome:
@@ -141,6 +173,6 @@ async def execute_ack(call: Call, ctx: CommandContext) -> Outcome:
             )
         incident = alarmed[-1]
         open_ids = [i.id for i in alarmed]
-    return await acknowledge(
+    return await _acknowledge(
         call, ctx, incident, party.id, via="room", pledge=pledge, open_ids=open_ids
     )

@@ -220,7 +220,7 @@ class Bench:
     async def warm(self) -> None:
         """Room keys shared ahead of need in every room (what the bot does after each sync)."""
         for _ in range(5):
-            await self.app.engine.gateway.share_keys_ahead(self.all_rooms())  # type: ignore[union-attr]
+            await self.app.gateway.share_keys_ahead(self.all_rooms())  # type: ignore[union-attr]
             if not self.rooms_without_shared_key():
                 return
             await asyncio.sleep(0.2)

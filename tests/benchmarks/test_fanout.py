@@ -36,7 +36,7 @@ async def bot_round(bench: Bench, initiator: str, *, cold: bool) -> dict[str, An
     incident = await bench.confirm(initiator, f"Benchmark {initiator}")
     await bench.warm()
     await bench.settle()
-    shares_before = bench.app.engine.gateway.key_shares  # type: ignore[union-attr]
+    shares_before = bench.app.gateway.key_shares  # type: ignore[union-attr]
     if cold:
         bench.invalidate_all_room_keys()
     larma = await bench.officer(initiator).send_text(bench.room(initiator), f"!larma {incident}")
@@ -51,7 +51,7 @@ async def bot_round(bench: Bench, initiator: str, *, cold: bool) -> dict[str, An
         "handled_s": seconds_between(command.received_at, command.handled_at),
         "first_sent_s": seconds_between(command.received_at, min(sent_at)),
         "server_to_inbox_s": command.received_at.timestamp() - command.origin_ts / 1000,
-        "shared_ahead_during_round": bench.app.engine.gateway.key_shares - shares_before,  # type: ignore[union-attr]
+        "shared_ahead_during_round": bench.app.gateway.key_shares - shares_before,  # type: ignore[union-attr]
         "rows": rows,
     }
     await bench.settle()
@@ -117,7 +117,7 @@ async def test_alarm_fanout_21_regions_against_raw_nio(
 
     checked = await check_every_party_alarmed(bench, [*bot_warm, bot_cold])
     assert checked == (ROUNDS + 1) * (len(REGIONS) - 1)
-    sender = bench.app.engine.gateway.sender.stats  # type: ignore[union-attr]
+    sender = bench.app.gateway.sender.stats  # type: ignore[union-attr]
     assert sender.rate_limited == 0, "the bot account must be exempt from rate limits"
 
     bot_s = [f["seconds"] for f in bot_warm]

@@ -1,4 +1,5 @@
-"""The SMS and e-mail outbox against a real Kannel, a real SMTP sink and a real SQLite database.
+"""The one outbox's SMS and e-mail channels against a real Kannel, a real SMTP sink and a real
+SQLite database (the delivery pass with the SMS and e-mail senders, as the bot builds them).
 
 Time that matters (backoff, rate limits, delivery timeouts) is a :class:`FakeClock`; the wire
 is real: what the fake SMSC and the mail sink received is what a handset and a mailbox got.
@@ -20,17 +21,17 @@ import pytest
 from bot.clock import FakeClock
 from bot.demo.kannel import ThrowawayKannel
 from bot.demo.mailsink import MailSink, unused_port
+from bot.engine.delivery import DeliveryPass
+from bot.engine.delivery_reports import DeliveryReports, reported_delivered
+from bot.engine.prepare import Preparer
+from bot.engine.retry import ChannelPolicy, TokenBucket
+from bot.engine.supervisor import Supervisor
 from bridges.email.message import make_message_id
+from bridges.email.sender import EmailChannelSettings, EmailSender
 from bridges.email.smtp import Relay, SmtpSender
-from bridges.outbox_worker import (
-    ChannelOutbox,
-    EmailChannelSettings,
-    reported_delivered,
-    sms_ref,
-    sms_text,
-)
 from bridges.sms import gsm7
 from bridges.sms.kannel import DeliveryReport, DeliveryStatus, Endpoint, KannelClient
+from bridges.sms.sender import SmsSender, sms_ref, sms_text
 from storage import audit, outbox
 from storage.database import Database
 from storage.models import AuditRow, OutboxRow
@@ -49,6 +50,24 @@ LONG_BODY = (
 
 _numbers = itertools.count(46702000001)
 _keys = itertools.count(1)
+
+
+class ChannelOutbox:
+    """The delivery pass as these tests drive it: one pass at a time, recorded when it
+    returns (the bot's own loop starts lanes and lets them record while it goes on)."""
+
+    def __init__(self, delivery: DeliveryPass, reports: DeliveryReports) -> None:
+        self.delivery = delivery
+        self.reports = reports
+
+    async def deliver_due(self) -> int:
+        claimed = await self.delivery.deliver_due()
+        await self.delivery.wait_idle()
+        return claimed
+
+    async def record_dlr(self, report: DeliveryReport) -> None:
+        await self.reports.record(report)
+
 
 Factory = Callable[..., ChannelOutbox]
 
@@ -98,18 +117,35 @@ def email_settings(*ports: int) -> EmailChannelSettings:
 def worker(
     db: Database, clock: FakeClock, sms: KannelClient, sink: MailSink
 ) -> Callable[..., ChannelOutbox]:
-    def make(**overrides: object) -> ChannelOutbox:
-        kwargs: dict[str, object] = {
-            "sms": sms,
-            "email": email_settings(sink.port),
-            "rate_per_s": {},
-            "max_attempts": 3,
-            "backoff_initial_s": 10,
-            "backoff_max_s": 60,
-            "rng": random.Random(7),
+    def make(
+        *,
+        sms: KannelClient | None = sms,
+        email: EmailChannelSettings | None = None,
+        rate_per_s: dict[str, float] | None = None,
+        max_attempts: int = 3,
+        preparer: Preparer | None = None,
+    ) -> ChannelOutbox:
+        senders: dict[str, Any] = {}
+        if sms is not None:
+            senders["sms"] = SmsSender(sms)
+        senders["email"] = EmailSender(email or email_settings(sink.port), clock)
+        policies = {
+            channel: ChannelPolicy(
+                backoff_initial_s=10,
+                backoff_max_s=60,
+                max_attempts=max_attempts,
+                bucket=TokenBucket(clock, rate)
+                if (rate := (rate_per_s or {}).get(channel))
+                else None,
+                max_concurrent=8,
+                rng=random.Random(7),
+            )
+            for channel in senders
         }
-        kwargs.update(overrides)
-        return ChannelOutbox(db, clock, **kwargs)  # type: ignore[arg-type]
+        delivery = DeliveryPass(
+            db, clock, senders=senders, policies=policies, preparer=preparer or Preparer()
+        )
+        return ChannelOutbox(delivery, DeliveryReports(db, clock))
 
     return make
 
@@ -123,6 +159,7 @@ async def queue(
     *,
     status: str | None = None,
     attempts: int = 0,
+    purpose: str = "escalation",
 ) -> OutboxRow:
     async with db.write() as session:
         row = await outbox.enqueue(
@@ -130,7 +167,7 @@ async def queue(
             key=f"due:H-1:step1:{channel}:{next(_keys)}",
             channel=channel,
             destination=destination,
-            purpose="escalation",
+            purpose=purpose,
             payload={"body": body},
             now=clock.now(),
             incident_id="H-1",
@@ -251,10 +288,11 @@ async def test_a_gateway_outage_is_retried_with_backoff_and_sent_exactly_once(
     assert to not in str(retry.detail)
 
 
-async def test_temporary_failures_give_up_after_max_attempts(
+async def test_an_answer_that_keeps_failing_is_given_up_after_max_attempts(
     db: Database, clock: FakeClock, worker: Factory
 ) -> None:
-    row = await queue(db, clock, "email", TIB, "Larm H-3\n" + REPLY)
+    # An answer to a reply may expire, visibly: failed, audited.
+    row = await queue(db, clock, "email", TIB, "Kvittens H-3 mottagen", purpose="reply")
     ob = worker(email=email_settings(unused_port()), max_attempts=2)
     assert await ob.deliver_due() == 1
     assert (await reload(db, row.id)).status == "queued"
@@ -265,6 +303,32 @@ async def test_temporary_failures_give_up_after_max_attempts(
     assert [a.action for a in await audits(db)] == ["outbox.retry", "outbox.failed"]
     clock.advance(3600)
     assert await ob.deliver_due() == 0
+
+
+async def test_an_alarm_is_never_given_up_while_the_gateway_is_down(
+    db: Database, clock: FakeClock, kannel: ThrowawayKannel, worker: Factory
+) -> None:
+    # Issue 10: Kannel down for a while during a new alarm lost every alarm SMS after
+    # max_attempts. An alarm keeps being retried, at most backoff_max_s apart, until it is out.
+    to = new_number()
+    row = await queue(db, clock, "sms", to, "LARM H-3 Ånge\n" + REPLY, purpose="alarm")
+    ob = worker(max_attempts=2)
+    await kannel.stop_bearerbox_and_smsbox()
+    try:
+        for _ in range(6):  # three times max_attempts
+            assert await ob.deliver_due() == 1
+            waiting = await reload(db, row.id)
+            assert waiting.status == "queued", waiting.last_error
+            assert waiting.next_attempt_at is not None
+            assert (waiting.next_attempt_at - clock.now()).total_seconds() <= 60
+            clock.set(waiting.next_attempt_at)
+    finally:
+        await kannel.start()
+    assert await ob.deliver_due() == 1
+    assert await texts_to(kannel, to, ["LARM H-3 Ånge\n" + REPLY]) == ["LARM H-3 Ånge\n" + REPLY]
+    done = await reload(db, row.id)
+    assert (done.status, done.attempts) == ("sent", 7)
+    assert [a.action for a in await audits(db)] == ["outbox.retry"] * 6
 
 
 async def test_permanent_refusals_fail_the_row_and_are_audited(
@@ -419,8 +483,9 @@ async def test_no_secret_or_full_number_in_logs_audit_or_rows(
 async def test_the_loop_wakes_up_survives_an_error_and_stops(
     db: Database, clock: FakeClock, sink: MailSink, worker: Factory
 ) -> None:
-    ob = worker(idle_s=0.1)
-    real_claim = ob._claim
+    ob = worker()
+    delivery = ob.delivery
+    real_claim = delivery._claim
     calls = 0
 
     async def flaky_claim() -> list:  # type: ignore[type-arg]
@@ -430,16 +495,17 @@ async def test_the_loop_wakes_up_survives_an_error_and_stops(
             raise RuntimeError("database hiccup")
         return await real_claim()
 
-    ob._claim = flaky_claim  # type: ignore[method-assign]
-    stop = asyncio.Event()
-    task = asyncio.create_task(ob.run(stop))
+    delivery._claim = flaky_claim  # type: ignore[method-assign]
+    supervisor = Supervisor()
+    supervisor.add(delivery)
+    supervisor.start()
     await queue(db, clock, "email", TIB, "Larm H-9 via loopen\n" + REPLY)
-    ob.wakeup()
-    got = await sink.wait_for(lambda m: "H-9" in m.subject, timeout=3)
+    supervisor.wake("delivery")
+    got = await sink.wait_for(lambda m: "H-9" in m.subject, timeout=5)
     assert got.subject == "Larm H-9 via loopen"
     assert calls >= 2
-    stop.set()
-    await asyncio.wait_for(task, 2)
+    await asyncio.wait_for(supervisor.stop(), 2)
+    assert not supervisor.stopped.is_set(), "a failed round is retried, not the end of the bot"
 
 
 async def test_a_row_that_cannot_be_prepared_fails_alone_and_the_others_go_out(
@@ -449,14 +515,15 @@ async def test_a_row_that_cannot_be_prepared_fails_alone_and_the_others_go_out(
     bad = await queue(db, clock, "sms", "+46701234002", "Larm H-1 {code}")
     later = await queue(db, clock, "sms", "+46701234003", "Larm H-1 {code}")
 
-    async def prepare(session: Any, row: OutboxRow, now: datetime) -> dict[str, Any] | str:
-        # Writes first (as issuing a reply code does), then fails for one row only.
-        await audit.append(session, at=now, actor="t", action="t.prepared", detail={})
-        if row.id == bad.id:
-            raise ValueError("no code for this destination")
-        return {**row.payload, "body": row.payload["body"].replace("{code}", "4821")}
+    class Failing(Preparer):
+        async def prepare(self, session: Any, row: OutboxRow, now: datetime) -> Any:
+            # Writes first (as issuing a reply code does), then fails for one row only.
+            await audit.append(session, at=now, actor="t", action="t.prepared", detail={})
+            if row.id == bad.id:
+                raise ValueError("no code for this destination")
+            return {**row.payload, "body": row.payload["body"].replace("{code}", "4821")}
 
-    channel = worker(prepare=prepare)
+    channel = worker(preparer=Failing())
     assert await channel.deliver_due() == 2
     assert (await reload(db, good.id)).status == outbox.SENT
     assert (await reload(db, later.id)).status == outbox.SENT

@@ -84,9 +84,12 @@ async def redeem(
     channel: str = "sms",
 ) -> Redeemed | Rejected:
     async with db.write() as session:
-        return await codes.redeem(
+        result = await codes.redeem(
             session, channel=channel, sender=sender, code=code, now=clock.now()
         )
+        assert result.audit is not None  # the caller writes it, as the engine does
+        await audit.append_note(session, clock.now(), result.audit)
+        return result
 
 
 def other_code(code: str) -> str:

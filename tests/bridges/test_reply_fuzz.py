@@ -234,6 +234,8 @@ async def test_forged_replies_never_acknowledge(tmp_path: Path) -> None:
             result = await codes.redeem(
                 session, channel=channel, sender=sender, code=code, now=clock.now()
             )
+            assert result.audit is not None
+            await audit.append_note(session, clock.now(), result.audit)
         assert isinstance(result, Redeemed)
         used.setdefault((channel, dest), []).append(code)
         genuine += 1
@@ -276,6 +278,8 @@ async def test_forged_replies_never_acknowledge(tmp_path: Path) -> None:
                     code=code,  # type: ignore[arg-type]
                     now=clock.now(),
                 )
+                assert result.audit is not None
+                await audit.append_note(session, clock.now(), result.audit)
         except Exception as exc:  # the point of the test: there must be none
             exceptions.append(f"{type(exc).__name__}: {exc}"[:200])
             continue

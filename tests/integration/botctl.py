@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bot.app import App
 from bot.config import load_config
-from bot.engine import Faults
+from bot.engine.faults import Faults
 
 
 @asynccontextmanager

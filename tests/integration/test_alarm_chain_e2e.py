@@ -246,7 +246,7 @@ async def test_replayed_command_event_has_one_effect(make_world: WorldFactory) -
         await world.wait_bot_joined()
         await say(world, "uppsala", "!händelse stabsläge Gasläcka", "H-1")
         confirmed = await say(world, "uppsala", "!larma", "Larmkedjan för H-1")
-        assert app.engine is not None
+        assert app.inbox is not None
         # The same event arrives again, as after a replayed sync or a redelivery.
         replay = InboundEvent(
             event_id=confirmed.reply_to or "",
@@ -257,8 +257,8 @@ async def test_replayed_command_event_has_one_effect(make_world: WorldFactory) -
             origin_ts=0,
             payload={"body": "!larma"},
         )
-        await app.engine.store_batch([replay], "replayed-token-ignored")
-        await app.engine.drain_inbox()
+        await app.inbox.store_batch([replay], "replayed-token-ignored")
+        await app.inbox.drain()
         await asyncio.sleep(1.0)
     dalarna = world.officer("dalarna")
     assert len([m for m in dalarna.received if "MASSKADELARM" in m.body]) == 1

@@ -158,8 +158,8 @@ async def test_alarm_reaches_every_channel_and_each_channel_acknowledges(
             assert "Alla har kvitterat" in board or "⏳" not in board, board
 
             # The metrics say the same, read from the database.
-            assert app.bridges is not None
-            await app.bridges.metrics.refresh()
+            assert app.metrics is not None
+            await app.metrics.refresh()
             async with (
                 aiohttp.ClientSession() as http,
                 http.get(f"http://127.0.0.1:{rig.http_port}/metrics") as response,

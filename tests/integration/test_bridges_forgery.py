@@ -46,7 +46,6 @@ import pytest
 from sqlalchemy import select
 from yarl import URL
 
-from bot.config import load_config
 from bot.demo.mailsink import SinkMail
 from bot.demo.rig import SHORT_NUMBER, BridgeRig
 from bot.demo.script import board_saying, board_text, say
@@ -1018,9 +1017,8 @@ async def check_outcome(
     assert len(acks) == 2
     redeemed = await db.audit("reply_code.redeemed")
     assert len(redeemed) == 2, [r.detail for r in redeemed]
-    loaded = load_config(world.config_path)
     async with db.db.read() as session:
-        incidents, _alarms = make_repositories(session, loaded.config)
+        incidents, _alarms = make_repositories(session)
         incident = await incidents.get("H-1")
     assert incident is not None
     assert [p for p in ALARMED if incident.first_ack(p) is None] == ["varmland", "vastmanland"]
@@ -1072,7 +1070,7 @@ async def check_outcome(
 
 async def check_bot_alive(app: Any, http: aiohttp.ClientSession, rig: BridgeRig) -> None:
     assert app.failure is None
-    alive = [t for t in app._tasks if not t.get_name().endswith("due-times")]
+    alive = app.supervisor.tasks()
     assert alive
     assert not [t for t in alive if t.done()]
     async with http.get(f"http://127.0.0.1:{rig.http_port}/healthz") as response:

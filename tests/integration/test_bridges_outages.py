@@ -238,14 +238,23 @@ async def test_homeserver_down_for_a_minute_sms_and_mail_carry_the_alarm(
             async def all_out() -> bool:
                 rows = await db.outbox_rows()
                 return all(
-                    r.status == outbox.SENT for r in rows if r.idempotency_key in waiting_keys
+                    r.status in (outbox.SENT, outbox.CANCELLED)
+                    for r in rows
+                    if r.idempotency_key in waiting_keys
                 )
 
             await wait_for(all_out, timeout=90)
             await asyncio.sleep(3)  # anything sent twice would reach the timeline by now
             # Exactly once, as the homeserver has it: every Matrix row the bot marked sent is
             # one event in its room's timeline, and the bot sent no event beyond those rows.
-            sent = [r for r in await db.outbox_rows() if r.channel == "matrix"]
+            matrix = [r for r in await db.outbox_rows() if r.channel == "matrix"]
+            # Gävleborg acknowledged by SMS while its alarm-again waited for Synapse: it is
+            # moot and was cancelled, not sent (an alarm after the answer only confuses).
+            cancelled = [r for r in matrix if r.status == outbox.CANCELLED]
+            assert [(r.destination, r.purpose, r.last_error) for r in cancelled] == [
+                (world.rooms["gavleborg"], "reminder", "acknowledged")
+            ]
+            sent = [r for r in matrix if r.status != outbox.CANCELLED]
             assert all(r.status == outbox.SENT for r in sent), [
                 (r.idempotency_key, r.status) for r in sent if r.status != outbox.SENT
             ]
@@ -268,8 +277,8 @@ async def test_homeserver_down_for_a_minute_sms_and_mail_carry_the_alarm(
             await wait_for(answered, timeout=60)
             outage_rows = [r for r in sent if r.idempotency_key in waiting_keys]
             purposes = Counter(r.purpose for r in outage_rows)
-            # The step's alarm again in both rooms, the SMS ack's notice, the board.
-            assert purposes["reminder"] == 2, purposes
+            # The step's alarm again in Dalarna's room, the SMS ack's notice, the board.
+            assert purposes["reminder"] == 1, purposes
             assert purposes["notice"] >= 1, purposes
             assert purposes["board"] + purposes["board-edit"] >= 1, purposes
         assert first_sms
@@ -319,9 +328,16 @@ async def test_killed_around_a_channel_send_every_message_goes_out_at_most_twice
             m.receiver.lstrip("+") for m in rig.kannel.sent_messages() if "MASSKADELARM" in m.text
         )
         mails = Counter(m.message_id for m in rig.mail.received if "MASSKADELARM" in m.subject)
-        expected = 2 if fault == "after-channel-send" else 1  # sent, not recorded: once more
-        assert sorted(texts.values()) == [expected] * len(ALARMED), texts
-        assert sorted(mails.values()) == [expected] * len(ALARMED), mails
+        # Killed before the first send: each exactly once. Killed right after a send, before it
+        # was recorded: what was out by then (that one, and any lane that finished its send in
+        # the same moment) goes out once more, never a third time; nothing is lost.
+        counts = [*texts.values(), *mails.values()]
+        assert len(texts) == len(mails) == len(ALARMED), (texts, mails)
+        if fault == "before-channel-send":
+            assert set(counts) == {1}, (texts, mails)
+        else:
+            assert set(counts) <= {1, 2}, (texts, mails)
+            assert 2 in counts, (texts, mails)
         # The resend carried the same code: either copy acknowledges, once.
         sms = next(m for m in rig.kannel.sent_messages() if "MASSKADELARM" in m.text)
         party = rig.party_for_number(sms.receiver)

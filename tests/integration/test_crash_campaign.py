@@ -18,7 +18,7 @@ from collections import Counter
 import pytest
 
 from bot.demo.script import say
-from bot.engine import Faults
+from bot.engine.faults import Faults
 from tests.integration.botctl import BotProcess
 from tests.integration.conftest import WorldFactory
 from tests.integration.escalation_support import BotDatabase

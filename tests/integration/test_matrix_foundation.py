@@ -233,7 +233,7 @@ async def test_invite_to_a_room_not_in_config_is_declined_and_audited(
             await asyncio.sleep(0.1)
         else:
             raise AssertionError("the bot did not decline the invite")
-        assert foreign not in app.engine.gateway.joined_rooms()  # type: ignore[union-attr]
+        assert foreign not in app.gateway.joined_rooms()  # type: ignore[union-attr]
     declined = [(s, d) for a, s, d in await audit_actions(world) if a == "matrix.invite.declined"]
     assert declined
     assert declined[0][0] == foreign
@@ -274,8 +274,8 @@ async def test_rate_limited_sends_are_counted_retried_and_all_delivered(
         answers = await tib.wait_for_count(
             lambda m: m.sender == world.bot_user_id and "!händelse" in m.body, 4, timeout=60
         )
-        assert app.engine is not None
-        stats = app.engine.gateway.sender.stats
+        assert app.gateway is not None
+        stats = app.gateway.sender.stats
     assert len(answers) == 4
     assert stats.rate_limited >= 1  # every 429 counted, none lost
     assert stats.per_room_429[room] == stats.rate_limited

@@ -2,9 +2,9 @@
 
 ``mellansverige()`` builds a config through :func:`bot.config.parse_config` (seven regions,
 Socialstyrelsen as national duty officer, Uppsala's blood centre, a coordination room).
-:class:`Harness` drives the command layer the way the engine does (one write transaction per
-inbound event; posts into the outbox, audit entries into the audit log, boards kept per room)
-and records what would have been sent, so a story can end with "and nothing else was sent".
+:class:`Harness` drives the command layer through the engine's own writer and delivery pass
+(one write transaction per inbound event) to recording senders at the edge, and records what
+was sent, so a story can end with "and nothing else was sent".
 Due times fire only when a test says so (:meth:`Harness.run_due`, :meth:`Harness.tick`), the
 way the engine's due pass does: read the rows due by now, fire each in its own transaction.
 """
@@ -19,6 +19,12 @@ from sqlalchemy import select
 
 from bot.clock import FakeClock
 from bot.config import Config, parse_config
+from bot.contracts import Outgoing, SendResult
+from bot.contracts import Sent as ContractSent
+from bot.engine.context import ContextFactory
+from bot.engine.delivery import DeliveryPass
+from bot.engine.prepare import Preparer
+from bot.engine.writer import OutcomeWriter
 from bot.i18n import Catalog
 from commands.context import CommandContext, Invocation, Reaction
 from commands.dispatch import handle_message, handle_reaction
@@ -26,7 +32,7 @@ from commands.escalation import fire_due
 from commands.outcome import Delivery, Outcome, Post
 from storage import audit
 from storage.database import Database
-from storage.incidents import SqlAlarms, SqlIncidents, due_now, dues_of
+from storage.incidents import due_now, dues_of
 from storage.models import OutboxRow
 
 SERVER = "example.org"
@@ -148,15 +154,34 @@ def mellansverige(
 
 @dataclass
 class Sent:
-    """What the stand-in engine would have sent, in order."""
+    """What the harness's senders were handed, in order, as the decision that wrote it."""
 
     post: Post
     event_id: str  # the Matrix event id it got
 
 
+class RecordingSender:
+    """A channel's edge: accepts every message and remembers it (the one fake the harness
+    has; everything from the decision to the send is the bot's own code)."""
+
+    def __init__(self, channel: str, harness: Harness) -> None:
+        self.channel = channel
+        self.harness = harness
+
+    async def send(self, message: Outgoing) -> SendResult:
+        return self.harness._sent_by(message)
+
+
 @dataclass
 class Harness:
-    """Drives the command layer like the engine does and remembers what went out."""
+    """Drives the command layer through the engine's own parts and remembers what went out.
+
+    Every outcome is written by the real :class:`bot.engine.writer.OutcomeWriter` (outbox rows,
+    board posts and edits coalesced, delivery deadlines) and sent by the real delivery pass
+    (:mod:`bot.engine.delivery`: claim, prepare, lanes, record) to :class:`RecordingSender`s.
+    What a sender was handed is mapped back to the post or delivery that was decided, so a
+    story reads the decisions it expects, in the order they went out.
+    """
 
     db: Database
     config: Config
@@ -167,54 +192,60 @@ class Harness:
     boards: dict[tuple[str, str], str] = field(default_factory=dict)  # (incident, room) → body
     outcomes: list[Outcome] = field(default_factory=list)
     _events: int = 0
+    _decided: dict[str, Post | Delivery] = field(default_factory=dict)
+    _delivery: DeliveryPass | None = None
+
+    def __post_init__(self) -> None:
+        self.writer = OutcomeWriter()
+        channels = ("matrix", *self.config.bridge_channels())
+        self._delivery = DeliveryPass(
+            self.db,
+            self.clock,
+            senders={c: RecordingSender(c, self) for c in channels},
+            policies={},
+            preparer=Preparer(party_for_room=lambda r: self.make_context.party_for_room(r)),
+        )
+
+    @property
+    def make_context(self) -> ContextFactory:
+        """Built from the config as it is now (a test may edit it during an incident)."""
+        return ContextFactory(self.config, self.clock, self.catalog)
 
     def _event_id(self, prefix: str) -> str:
         self._events += 1
         return f"${prefix}{self._events}"
 
     def _context(self, session: Any) -> CommandContext:
-        return CommandContext(
-            config=self.config,
-            clock=self.clock,
-            incidents=SqlIncidents(session),
-            alarms=SqlAlarms(session, self.config),
-            catalog=self.catalog,
-        )
+        return self.make_context(session)
+
+    def _sent_by(self, message: Outgoing) -> SendResult:
+        event_id = self._event_id("sent")
+        decided = self._decided.pop(message.key, None)
+        if isinstance(decided, Post):
+            self.sent.append(Sent(decided, event_id))
+        elif isinstance(decided, Delivery):
+            self.deliveries.append(decided)
+        return ContractSent(event_id)
 
     async def _record(self, session: Any, inbound: str, sender: str, outcome: Outcome) -> None:
         keys = [p.key for p in outcome.posts] + [d.key for d in outcome.deliveries]
         assert len(keys) == len(set(keys)), f"post keys not unique: {keys}"
-        self.deliveries.extend(outcome.deliveries)
         for post in outcome.posts:
-            event_id = self._event_id("sent")
-            session.add(
-                OutboxRow(
-                    idempotency_key=f"{inbound}/{post.key}",
-                    channel="matrix",
-                    destination=post.room_id,
-                    purpose=post.purpose,
-                    payload={"body": post.body},
-                    status="sent",
-                    attempts=1,
-                    created_at=self.clock.now(),
-                    sent_at=self.clock.now(),
-                    remote_id=event_id,
-                    incident_id=post.incident_id,
-                )
-            )
-            self.sent.append(Sent(post, event_id))
+            self._decided[f"{inbound}:{post.key}"] = post
+        for delivery in outcome.deliveries:
+            self._decided[f"{inbound}:{delivery.key}"] = delivery
         for board in outcome.boards:
             self.boards[(board.incident_id, board.room_id)] = board.body
-        for entry in outcome.audit:
-            await audit.append(
-                session,
-                at=self.clock.now(),
-                actor=sender,
-                action=entry.action,
-                subject=entry.subject,
-                detail=entry.detail,
-            )
+        await self.writer.write(
+            session, source_id=inbound, actor=sender, outcome=outcome, now=self.clock.now()
+        )
         self.outcomes.append(outcome)
+
+    async def deliver(self) -> None:
+        """Everything written goes out: delivery passes until nothing is due."""
+        assert self._delivery is not None
+        while await self._delivery.deliver_due():
+            await self._delivery.wait_idle()
 
     async def say(self, room_id: str, sender: str, body: str) -> Outcome | None:
         event_id = self._event_id("cmd")
@@ -223,6 +254,7 @@ class Harness:
             outcome = await handle_message(invocation, self._context(session))
             if outcome is not None:
                 await self._record(session, event_id, sender, outcome)
+        await self.deliver()
         return outcome
 
     async def react(
@@ -234,6 +266,7 @@ class Harness:
             outcome = await handle_reaction(reaction, self._context(session))
             if outcome is not None:
                 await self._record(session, event_id, sender, outcome)
+        await self.deliver()
         return outcome
 
     def later(self, minutes: float) -> None:
@@ -261,6 +294,7 @@ class Harness:
         async with self.db.write() as session:
             outcome = await fire_due(key, incident_id, self._context(session))
             await self._record(session, f"due:{key}", ENGINE, outcome)
+        await self.deliver()
         return outcome
 
     async def due_rows(self, incident_id: str = "H-1") -> list[Any]:

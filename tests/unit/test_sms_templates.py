@@ -2,7 +2,7 @@
 
 One character outside the GSM 7-bit alphabet (an en dash, an ellipsis, an emoji) switches a
 whole SMS to UCS-2 and cuts a segment from 160 to 70 characters; a text over budget is shortened
-by the outbox (:func:`bridges.outbox_worker.sms_text`), which keeps the reply line whole but
+by the outbox (:func:`bridges.sms.sender.sms_text`), which keeps the reply line whole but
 drops the end of the alarm. So the texts are written here with the real command layer, renderers
 and catalogue, for the worst input a config and a duty officer can give: 40-character party and
 region names full of å ä ö æ ø, the longest headline ``!händelse`` accepts, the readiness level
@@ -37,10 +37,10 @@ from bot.clock import FakeClock
 from bot.config import ChainConfig, Config
 from bot.domain import Incident, Pledge, ReadinessLevel
 from bot.i18n import LANGUAGES, Catalog
-from bridges.outbox_worker import sms_text
 from bridges.reply_codes import MAX_DIGITS, RejectReason
 from bridges.reply_parser import ParseProblem, parse_reply
 from bridges.sms import gsm7
+from bridges.sms.sender import sms_text
 from commands.arguments import MAX_HEADLINE
 from commands.channel_ack import CLOSED, ReplySource, acknowledge_by_reply, refuse_reply
 from commands.outcome import CODE

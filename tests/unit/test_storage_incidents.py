@@ -176,7 +176,9 @@ async def test_alarm_lookup_finds_the_alarm_by_its_event_in_its_room(
         incident_id="H-4",
     )
     async with db.read() as session:
-        incidents, alarms = make_repositories(session, CONFIG)
+        incidents, alarms = make_repositories(
+            session, lambda r: p.id if (p := CONFIG.party_for_room(r)) else None
+        )
         assert isinstance(incidents, SqlIncidents)
         ref = await alarms.resolve(room("dalarna"), "$alarm-dalarna")
         assert ref is not None

@@ -1,10 +1,12 @@
-"""Replies by SMS, e-mail and link: parse, redeem the reply code, decide. One transaction.
+"""The ways in by SMS, e-mail and link: parse, redeem the reply code, decide. One transaction.
 
-The engine calls :meth:`ChannelReplies.decide` for an inbox row of kind ``sms`` or ``email``
-inside the write transaction that also marks the row handled, so a reply's code is used up if
-and only if its acknowledgement (or refusal) is stored. :meth:`ChannelReplies.decide_link` does
-the same for a POST to an acknowledge link. What an acknowledgement *means* is decided in
-:mod:`commands.channel_ack`; this module only turns channel input into that call.
+The inbox pass calls :meth:`ChannelReplies.decide` for an inbox row of kind ``sms`` or
+``email`` inside the write transaction that also marks the row handled, so a reply's code is
+used up if and only if its acknowledgement (or refusal) is stored, with the code's audit entry.
+:meth:`ChannelReplies.decide_link` does the same for a POST to an acknowledge link. What an
+acknowledgement *means* is the one decision every way in shares
+(:func:`commands.acknowledge.acknowledge`, through :mod:`commands.channel_ack`); this module
+only turns channel input into that call.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.contracts import AckForm, AckOutcome
 from bot.domain import Pledge
-from bot.http.app import AckForm, AckOutcome
-from bridges.reply_codes import Redeemed, RejectReason, ReplyCodes
+from bridges.reply_codes import Redeemed, Rejected, RejectReason, ReplyCodes
 from bridges.reply_parser import ParseProblem, parse_reply
 from bridges.signed_links import LinkClaim
 from commands.channel_ack import (
@@ -27,6 +29,21 @@ from commands.channel_ack import (
 from commands.context import CommandContext
 from commands.outcome import AuditEntry, Outcome
 from storage.models import InboxRow
+
+
+def _code_audit(result: Redeemed | Rejected) -> AuditEntry | None:
+    """The reply code's own audit entry (``reply_code.redeemed`` / ``.rejected``), which the
+    reply codes return rather than write: it goes into the same outcome."""
+    note = result.audit
+    return None if note is None else AuditEntry(note.action, note.subject, note.detail)
+
+
+def _with_code_audit(outcome: Outcome, result: Redeemed | Rejected) -> Outcome:
+    entry = _code_audit(result)
+    if entry is not None:
+        outcome.audit.insert(0, entry)
+    return outcome
+
 
 CHANNEL_KINDS = ("sms", "email")
 
@@ -91,21 +108,27 @@ class ChannelReplies:
             session, channel=channel, sender=row.sender, code=parsed.code, now=now
         )
         if not isinstance(result, Redeemed):
-            return refuse_reply(
-                ctx,
-                source,
-                reason=result.public_reason.value,
-                audit_action="inbound_reply.refused",
-                incident_id=result.incident_id,
+            return _with_code_audit(
+                refuse_reply(
+                    ctx,
+                    source,
+                    reason=result.public_reason.value,
+                    audit_action="inbound_reply.refused",
+                    incident_id=result.incident_id,
+                ),
+                result,
             )
         incident = await ctx.incidents.get(result.incident_id)
         if incident is None:
-            return refuse_reply(
-                ctx,
-                source,
-                reason="closed",
-                audit_action="inbound_reply.refused",
-                answer_sender=False,
+            return _with_code_audit(
+                refuse_reply(
+                    ctx,
+                    source,
+                    reason="closed",
+                    audit_action="inbound_reply.refused",
+                    answer_sender=False,
+                ),
+                result,
             )
         outcome, _status = await acknowledge_by_reply(
             ctx,
@@ -116,7 +139,7 @@ class ChannelReplies:
             pledge=_pledge(parsed.pledge, parsed.remark),
             at=at,
         )
-        return outcome
+        return _with_code_audit(outcome, result)
 
     async def decide_link(
         self, session: AsyncSession, claim: LinkClaim, form: AckForm, ctx: CommandContext
@@ -132,7 +155,7 @@ class ChannelReplies:
         source = ReplySource("link", None, f"link:{claim.outbox_key}")
         if not isinstance(result, Redeemed):
             answer = _LINK_REFUSAL.get(result.reason, AckOutcome.CLOSED)
-            return Outcome(
+            refusal = Outcome(
                 audit=[
                     AuditEntry(
                         "inbound_reply.refused",
@@ -144,10 +167,11 @@ class ChannelReplies:
                         },
                     )
                 ]
-            ), answer
+            )
+            return _with_code_audit(refusal, result), answer
         incident = await ctx.incidents.get(result.incident_id)
         if incident is None:
-            return Outcome(), AckOutcome.CLOSED
+            return _with_code_audit(Outcome(), result), AckOutcome.CLOSED
         outcome, status = await acknowledge_by_reply(
             ctx,
             incident,
@@ -157,4 +181,5 @@ class ChannelReplies:
             pledge=_pledge(form.pledge, form.remark),
             at=now,
         )
-        return outcome, AckOutcome.ACKNOWLEDGED if status == ACKNOWLEDGED else AckOutcome.CLOSED
+        acknowledged = AckOutcome.ACKNOWLEDGED if status == ACKNOWLEDGED else AckOutcome.CLOSED
+        return _with_code_audit(outcome, result), acknowledged
