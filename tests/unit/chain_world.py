@@ -320,6 +320,13 @@ class Harness:
         self.sent.clear()
         return posts
 
+    def untaken(self) -> list[str]:
+        """What went out since the last take, on any channel, that the story did not take:
+        the teardown fails on it (GoAlert's "no message nobody expected")."""
+        return [f"matrix {s.post.room_id}: {s.post.body[:80]}" for s in self.sent] + [
+            f"{d.channel} {d.destination}: {d.body[:80]}" for d in self.deliveries
+        ]
+
     def take_deliveries(self) -> list[Delivery]:
         """SMS and e-mail decided since the last call."""
         deliveries = list(self.deliveries)
