@@ -57,7 +57,7 @@ from bot.domain.answer import (
 )
 from bot.domain.answer import remark as clean_remark
 from bot.domain.user_text import excerpt, fold
-from bridges.email.inbound import strip_quoted
+from bridges.email.reply_text import strip_quoted
 
 __all__ = ["ParseProblem", "ParsedReply", "parse_reply", "strip_quoted"]
 
