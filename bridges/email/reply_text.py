@@ -56,7 +56,12 @@ _ATTRIBUTION = re.compile(
     re.IGNORECASE,
 )
 _ATTRIBUTION_WORD = re.compile(r"wrote|skrev|schrieb|écrit|escribió|schreef|escreveu", re.I)
-_ATTRIBUTION_OPENER = re.compile(r"^\s*(?:On|Den|Am|Le|El|Op|Em)\b", re.IGNORECASE)
+# How an attribution opens: "On …", "Den …", or a weekday (Gmail's "ons. 26. nov. 2026 kl. …").
+_ATTRIBUTION_OPENER = re.compile(
+    r"^\s*(?:On|Den|Am|Le|El|Op|Em|"
+    r"mån|tis|ons|tors?|fre|lör|sön|man|tir|lør|søn|mon|tue|wed|thu|fri|sat|sun)\b",
+    re.IGNORECASE,
+)
 _SEPARATOR = re.compile(
     r"^\s*-{2,}\s*(?:Original Message|Ursprungligt meddelande|Originalmeddelande|"
     r"Opprinnelig melding|Oprindelig meddelelse|Ursprüngliche Nachricht|Forwarded message|"
@@ -128,8 +133,13 @@ def _attribution(lines: list[str], i: int) -> tuple[int, bool]:
         candidate = " ".join(line.strip() for line in lines[i : i + span])
         if len(candidate) > 600 or not candidate.endswith(":"):
             continue
-        if span == 2 and not _ATTRIBUTION_OPENER.match(lines[i]):
-            break  # only a line that opens like an attribution may be its first half
+        first = lines[i].rstrip()
+        if span == 2 and not (
+            _ATTRIBUTION_OPENER.match(first)
+            or (first.endswith("<") and _ATTRIBUTION_WORD.search(first))
+        ):
+            break  # only a line that opens like an attribution (or wraps its address) may be
+            # its first half
         if not _ATTRIBUTION_WORD.search(candidate):
             continue
         found = _ATTRIBUTION.match(candidate)
