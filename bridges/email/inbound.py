@@ -524,7 +524,7 @@ _AUTOMATIC_SUBJECT = re.compile(
     r"undeliverable|undelivered mail returned to sender|delivery status notification|"
     r"mail delivery (?:failed|failure|system)|returned mail|failure notice|"
     r"kan inte levereras|olevererbart|ej levererat|ikke levert|kan ikke leveres|unzustellbar"
-    r")\b\s*(?:[:\-–—]|$)",
+    r")\b(?:\s*[:(]|\s+[-–—]\s|\s*$)",
     re.IGNORECASE,
 )
 _AUTO_HEADERS = (
@@ -600,7 +600,8 @@ def _from_address(msg: Message) -> str:
         return ""
     defects = [d for d in header.defects if not isinstance(d, ObsoleteHeaderDefect)]
     addresses = header.addresses
-    if defects or len(addresses) != 1:
+    grouped = any(group.display_name is not None for group in header.groups)  # not in From:
+    if defects or grouped or len(addresses) != 1:
         return ""
     address = str(addresses[0].addr_spec)
     if not _ADDR_SPEC.match(address) or not address.isprintable() or "=?" in address:
