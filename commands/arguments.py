@@ -9,6 +9,11 @@ incident id, while ``!avlarma Räddningstjänsten klar`` leaves it out and gives
 text. A claimed token that then fails to parse is an error, never silently reinterpreted: a
 mistyped pledge such as ``fem`` or ``-3`` must not become a remark and an acknowledgement
 without a pledge.
+
+What a count is, and which remark says no (``!kvittera inte än``), is not decided here but by
+the rule every channel shares (:mod:`bot.domain.answer`), so ``!kvittera 0184`` and ``KVITTERA
+4821 0184`` by SMS get the same answer. Free text is stored without control characters or bidi
+overrides, and a problem quotes at most a short excerpt of what was typed.
 """
 
 from __future__ import annotations
