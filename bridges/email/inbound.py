@@ -125,7 +125,8 @@ class InboundMail:
     def from_address(self) -> str:
         """The address a reply is bound to: the ``From:`` header's addr-spec; the envelope
         sender only when there is no ``From:`` header at all; ``""`` when the header is there
-        but is not exactly one well-formed mailbox (fail closed), or for a bounce."""
+        but is not exactly one well-formed mailbox (fail closed), and for a bounce without
+        one."""
         if self.header_from:
             return self.header_from
         if self.has_from or _is_bounce(self.envelope_from):
