@@ -17,7 +17,6 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -253,7 +252,8 @@ def _sms_event(sms: InboundSms, clock: Clock) -> InboundEvent:
 
 
 def _mail_event(mail: InboundMail, clock: Clock) -> InboundEvent:
-    sender = parseaddr(mail.header_from)[1] or mail.envelope_from
+    # The From: addr-spec, never a display name; nobody when it is not one clear mailbox.
+    sender = mail.from_address
     return InboundEvent(
         event_id=f"email:{mail.raw_sha256}",
         source="email",
@@ -269,6 +269,7 @@ def _mail_event(mail: InboundMail, clock: Clock) -> InboundEvent:
             "in_reply_to": mail.in_reply_to[:255],
             "references": [r[:255] for r in mail.references[-10:]],
             "automatic": mail.automatic,
+            "automatic_reason": mail.automatic_reason[:100],
         },
     )
 

@@ -23,11 +23,14 @@ number the code was sent to*; from any other number even the right code is refus
 sender of an incoming (MO) SMS needs access to the operator's SMSC or the SIM; whoever holds
 the SIM reads the alarm anyway, so more digits would not help against them. Against the rare
 attacker who can forge that sender, the throttle allows at most ``max_wrong`` guesses per
-``throttle_window``: with the defaults (5 per hour, 2 h TTL, at most ~5 live codes per number
-during one incident) the chance of one success is below 10 × 5 / 10 000 = 0.5 %, every miss is
-audited, and the number is then throttled. Four digits keep the SMS inside the Rakel/GSM-7
-budget and match the design's ``KVITTERA 4821``. E-mail senders are trivially forged, and nobody
-types an e-mail code on a T9 keypad, so e-mail gets 6 digits (10 guesses: 0.005 %). Both are
+``throttle_window``, so over a code's life at most ``max_wrong`` × (TTL / window) guesses
+land. With the bot's defaults (5 per hour, ``bridges.reply_code_ttl_min`` = 240, so 4 h and 20
+guesses; at most ~5 live codes per number during one incident) the chance of one success is
+below 20 × 5 / 10 000 = 1 %, every miss is audited, and the number is throttled after each five.
+(:class:`ReplyCodePolicy` itself defaults to 2 h: 10 guesses, 0.5 %.) Four digits keep the SMS
+inside the Rakel/GSM-7 budget and match the design's ``KVITTERA 4821``. E-mail senders are
+trivially forged, and nobody types an e-mail code on a T9 keypad, so e-mail gets 6 digits (20
+guesses in 4 h: 0.01 %). Both are
 configurable per channel (4..8 digits); a code is always longer than any pledge (≤ 999), which
 keeps ``4821 5`` unambiguous in :mod:`bridges.reply_parser`.
 

@@ -14,20 +14,26 @@ keyword in any of the three languages or missing, the code inside a sentence) an
   keyword the code must however come *first*: ``Hej 4821`` is refused (``no_keyword``), so a
   number that happens to be in a chatty message never becomes an acknowledgement nor burns one
   of the sender's few allowed wrong guesses.
-- E-mail: quoted text (``> …`` lines, and everything from a reply header such as
-  ``Den … skrev:`` / ``On … wrote:`` / ``-----Original Message-----``) and the signature are
-  dropped first, so a reply quoting the alarm (or an auto-reply quoting it) does not
-  acknowledge with the code printed in the quote. Then ``Vi kvitterar, kod 4821, 5
-  transporter`` reads as code 4821 and pledge 5.
-- The pledge is the token directly after the code, parsed with the chat command's own
-  :func:`commands.arguments.parse_count`: ``-3``, ``2,5``, ``100000`` and ``fem`` are each a
-  specific rejection, never a remark nor an acknowledgement without the pledge meant. A number
-  directly *before* the code (``KVITTERA 5 4821``) is refused for the same reason.
-- A negation before the code (``kvitterar inte 4821``, ``kan ikke 4821``), or ``nej``/``no``
-  right after it, is refused: a false acknowledgement is the worst outcome of this bot.
-- The remark is what follows the code and pledge, whitespace collapsed, cut at
-  :data:`commands.arguments.MAX_TEXT` characters with ``…`` (a long e-mail must not turn an
+- E-mail: only what the person wrote above the quoted original is read
+  (:func:`bridges.email.reply_text.strip_quoted`, the one rule for quotes), so a reply quoting
+  the alarm does not acknowledge with the code printed in the quote. Then ``Vi kvitterar, kod
+  4821, 5 transporter`` reads as code 4821 and pledge 5.
+- What the rest *means* is the rule every channel shares, chat included
+  (:mod:`bot.domain.answer`): the pledge is the token directly after the code, and ``-3``,
+  ``2,5``, ``100000``, ``fem`` and ``0184`` (a leading zero: how codes are printed, never a
+  count; so ``KVITTERA 4810 0184`` is asked about, not read as 184) are each a specific
+  rejection with the chat command's own answer, never a remark nor an acknowledgement without
+  the pledge meant. Fullwidth ``４８２１ ５`` reads as ``4821 5``; superscripts and other scripts'
+  digits are no digits. A number directly *before* the code (``KVITTERA 5 4821``) is refused
+  for the same reason.
+- A negation before the code (``kvitterar inte 4821``, ``kan ikke 4821``), or a remark that
+  opens with one (``4821 nej``, ``4821 5 kan inte``, ``4821 not yet``), is refused: a false
+  acknowledgement is the worst outcome of this bot.
+- The remark is what follows the code and pledge, cleaned and on one line, cut at
+  :data:`bot.domain.answer.MAX_REMARK` characters with ``…`` (a long e-mail must not turn an
   acknowledgement into a rejection).
+- A 4–8 digit token is a code candidate wherever it stands; two different ones without a
+  keyword saying which is meant (``4821 5512``) are refused as ambiguous, and the sender asked.
 
 :func:`parse_reply` never raises and refuses oversized input before looking at it.
 """
@@ -39,8 +45,21 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from commands.arguments import MAX_TEXT, ArgumentProblem, parse_count
-from commands.text import fold
+from bot.domain.answer import (
+    MAX_COUNT,
+    MAX_REMARK,
+    NEGATIONS,
+    NotACount,
+    claims_count,
+    negates,
+    numeral,
+    read_count,
+)
+from bot.domain.answer import remark as clean_remark
+from bot.domain.user_text import excerpt, fold
+from bridges.email.reply_text import strip_quoted
+
+__all__ = ["ParseProblem", "ParsedReply", "parse_reply", "strip_quoted"]
 
 # SMS: 10 concatenated parts of 153 characters is already more than any phone sends.
 MAX_SMS_CHARS = 2_000
@@ -93,48 +112,15 @@ _KEYWORDS = frozenset(
 )
 # Words that announce the code itself ("kod 4821", "code: 4821").
 _CUES = frozenset({"kod", "koden", "kode", "code", "svar", "svara", "svarer"})
-_NEGATIONS = frozenset(
-    fold(w)
-    for w in (
-        "inte",
-        "ej",
-        "icke",
-        "ikke",
-        "ikkje",
-        "not",
-        "cannot",
-        "can't",
-        "cant",
-        "nej",
-        "nei",
-        "no",
-        "never",
-        "aldrig",
-        "aldri",
-        "kan't",
-        "don't",
-        "dont",
-    )
-)
-_NEGATING_FIRST_REMARK = frozenset({"nej", "nei", "no", "inte", "ikke", "not"})
 _CODE = re.compile(r"^[0-9]{4,8}$")
 _INCIDENT = re.compile(r"^#?h-?[0-9]+$")
 _PLACEHOLDER = re.compile(r"^[<\[(].{1,30}[>\])]$")
 _EDGE_PUNCTUATION = ".,;:!?¡¿()[]{}\"'«»„“”‘’*_#<>/\\|~`\ufffd"
 _GLUED_CUE = re.compile(r"^([^\W\d_]{2,12})[:=#]([0-9]{4,8})$")
-_REPLY_HEADER = re.compile(
-    r"^\s*(?:"
-    r"-{2,}\s*(?:original message|ursprungligt meddelande|opprinnelig melding|"
-    r"videresendt melding|vidarebefordrat meddelande|forwarded message)\s*-{2,}"
-    r"|.*\b(?:wrote|skrev)\b.*:"
-    r"|(?:från|fra|from)\s*:.*"
-    r"|_{5,}"
-    r")\s*$",
-    re.IGNORECASE,
-)
-_SIGNATURE = re.compile(r"^--\s?$")
 # Characters that carry no text: zero-width spaces, joiners, bidi marks, BOM, soft hyphen.
 _INVISIBLE_CATEGORIES = frozenset({"Cf"})
+#: How much of a value an SMS or e-mail answer quotes back (ASCII, so an SMS stays GSM-7).
+ECHO_CHARS = 12
 
 
 @dataclass(frozen=True)
@@ -159,29 +145,29 @@ class ParseProblem:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def _echo(value: str, limit: int = 12) -> str:
-    """What the sender typed, as an answer may quote it: ASCII-safe and short."""
-    text = "".join(c if c.isascii() and c.isprintable() else "?" for c in value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _echo(value: str, limit: int = ECHO_CHARS) -> str:
+    """What the sender typed, as an answer may quote it: the shared excerpt, and ASCII (an SMS
+    with one non-GSM character costs twice the segments)."""
+    text = excerpt(value, limit).replace("\u2026", "...")
+    return "".join(c if c.isascii() and c.isprintable() else "?" for c in text)
 
 
 def _problem(kind: str, **params: Any) -> ParseProblem:
     return ParseProblem(kind, f"reply.{kind}", params)
 
 
-_COUNT_KINDS = {
-    "arg.count.negative": "count_negative",
-    "arg.count.too_large": "count_too_large",
-    "arg.count.not_whole": "count_not_whole",
-    "arg.count.word": "count_word",
-    "arg.count.invalid": "count_invalid",
-}
+def _count_problem(problem: NotACount) -> ParseProblem:
+    """The chat command's own answer (``arg.count.<kind>``), the value ASCII and short."""
+    params: dict[str, Any] = {"value": _echo(problem.value)}
+    if problem.kind == "too_large":
+        params["max"] = MAX_COUNT
+    return ParseProblem(f"count_{problem.kind}", f"arg.count.{problem.kind}", params)
 
 
 @dataclass(frozen=True)
 class _Token:
     text: str  # as typed
-    core: str  # NFKC, invisible characters and edge punctuation removed
+    core: str  # a numeral's digits (bot.domain.answer.numeral), invisibles and edges removed
     folded: str  # core, case- and diacritic-folded
     start: int
     end: int
@@ -203,36 +189,11 @@ def _clean(text: str) -> str:
     return "".join(out)
 
 
-def strip_quoted(body: str) -> str:
-    """The new text of an e-mail reply: quoted lines, the quoted original after its reply
-    header, and the signature removed.
-
-    A reply header ends the new text, since what follows is the original (Outlook quotes it
-    without ``>``), unless the lines after it are ``>``-quoted (bottom posting), in which case
-    only the header and the quote go. When in doubt the text is cut: a lost remark costs less
-    than acknowledging with the code printed in the quoted alarm.
-    """
-    lines = body.splitlines()
-    kept: list[str] = []
-    for index, line in enumerate(lines):
-        if _SIGNATURE.match(line):
-            break
-        if _REPLY_HEADER.match(line):
-            following = next((x for x in lines[index + 1 :] if x.strip()), "")
-            if following.lstrip().startswith(">"):
-                continue
-            break
-        if line.lstrip().startswith(">"):
-            continue
-        kept.append(line)
-    return "\n".join(kept)
-
-
 def _tokens(text: str) -> list[_Token]:
     tokens: list[_Token] = []
     for match in re.finditer(r"\S+", text):
         raw = match.group()
-        core = unicodedata.normalize("NFKC", raw).strip(_EDGE_PUNCTUATION)
+        core = numeral(raw).strip(_EDGE_PUNCTUATION)
         glued = _GLUED_CUE.match(core)
         if glued and fold(glued.group(1)) in _CUES | _KEYWORDS:
             # "kod:4821" is two tokens; positions are approximate but only used for remarks.
@@ -240,23 +201,13 @@ def _tokens(text: str) -> list[_Token]:
             tokens.append(_Token(cue, cue, fold(cue), match.start(), match.start()))
             tokens.append(_Token(code, code, code, match.start(), match.end()))
             continue
-        core = core.replace("\u2212", "-")  # a typographic minus is still a minus
         tokens.append(_Token(raw, core, fold(core), match.start(), match.end()))
     return tokens
 
 
 def _claims_count(token: _Token) -> bool:
-    """The chat command's rule: a numeral, a sign or a number word is meant as a count."""
-    core = token.core
-    if not core:
-        return False
-    if any(c.isnumeric() for c in core) or core[:1] in "+-":
-        return True
-    try:
-        parse_count(core)
-    except ArgumentProblem as problem:
-        return problem.key == "arg.count.word"
-    return True
+    """The chat command's rule (:func:`bot.domain.answer.claims_count`)."""
+    return bool(token.core) and claims_count(token.core)
 
 
 def _is_placeholder(raw: str) -> bool:
@@ -292,10 +243,7 @@ def _remark(text: str, tokens: list[_Token], first: int, channel: str) -> tuple[
         # The remark is the rest of the code's paragraph, not the greeting under it.
         previous = tokens[first - 1]
         raw = _PARAGRAPH_BREAK.split(text[previous.start + len(previous.text) :], maxsplit=1)[0]
-    rest = " ".join(raw.split()).lstrip(" ,;:-–—").strip()
-    if len(rest) <= MAX_TEXT:
-        return rest, False
-    return rest[: MAX_TEXT - 1].rstrip() + "…", True
+    return clean_remark(raw, MAX_REMARK)
 
 
 def _parse(text: str, channel: str) -> ParsedReply | ParseProblem:
@@ -317,7 +265,7 @@ def _parse(text: str, channel: str) -> ParsedReply | ParseProblem:
     intent = any(t.folded in _KEYWORDS or t.folded in _CUES for t in before)
     if before and not intent and not all(_INCIDENT.match(t.folded) for t in before):
         return _problem("no_keyword")
-    if any(t.folded in _NEGATIONS for t in before):
+    if any(t.folded in NEGATIONS or t.core in NEGATIONS for t in before):
         return _problem("negated")
     previous = before[-1] if before else None
     if (
@@ -334,17 +282,13 @@ def _parse(text: str, channel: str) -> ParsedReply | ParseProblem:
         after += 1  # "KVITTERA 4821 <antal>" copied from the alarm as it stands
     elif after < len(tokens) and _claims_count(tokens[after]):
         try:
-            pledge = parse_count(tokens[after].core or tokens[after].text)
-        except ArgumentProblem as problem:
-            kind = _COUNT_KINDS.get(problem.key, "count_invalid")
-            params = dict(problem.params)
-            if isinstance(params.get("value"), str):  # echoed back by SMS: short and GSM-7
-                params["value"] = _echo(params["value"])
-            return ParseProblem(kind, problem.key, params)
+            pledge = read_count(tokens[after].core or tokens[after].text)
+        except NotACount as problem:
+            return _count_problem(problem)
         after += 1
-    if after < len(tokens) and tokens[after].folded in _NEGATING_FIRST_REMARK:
-        return _problem("negated")
     remark, truncated = _remark(text, tokens, after, channel)
+    if negates(remark):  # "KVITTERA 4821 nej", "4821 5 kan inte": the chat command's rule
+        return _problem("negated")
     return ParsedReply(tokens[index].core, pledge, remark, truncated)
 
 

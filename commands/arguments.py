@@ -9,6 +9,11 @@ incident id, while ``!avlarma Räddningstjänsten klar`` leaves it out and gives
 text. A claimed token that then fails to parse is an error, never silently reinterpreted: a
 mistyped pledge such as ``fem`` or ``-3`` must not become a remark and an acknowledgement
 without a pledge.
+
+What a count is, and which remark says no (``!kvittera inte än``), is not decided here but by
+the rule every channel shares (:mod:`bot.domain.answer`), so ``!kvittera 0184`` and ``KVITTERA
+4821 0184`` by SMS get the same answer. Free text is stored without control characters or bidi
+overrides, and a problem quotes at most a short excerpt of what was typed.
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.domain import ReadinessLevel, parse_incident_number
-from commands.text import fold
+from bot.domain.answer import MAX_COUNT, MAX_REMARK, NotACount, claims_count, negates, read_count
+from bot.domain.user_text import clean
+from commands.text import ECHO, excerpt, fold
 
-MAX_COUNT = 999
 MAX_HEADLINE = 200
-MAX_TEXT = 500
+MAX_TEXT = MAX_REMARK
 
 
 class ArgumentProblem(Exception):
@@ -78,7 +84,7 @@ _LEVELS: dict[str, ReadinessLevel] = {
 def parse_level(token: str) -> ReadinessLevel:
     level = _LEVELS.get(fold(token))
     if level is None:
-        raise ArgumentProblem("arg.level.invalid", value=token)
+        raise ArgumentProblem("arg.level.invalid", value=excerpt(token, ECHO["value"]))
     return level
 
 
@@ -94,7 +100,7 @@ _NUMERIC_ID = re.compile(r"^#?[0-9]+$")
 def parse_incident(token: str) -> int:
     number = parse_incident_number(token)
     if number is None or number < 1:
-        raise ArgumentProblem("arg.incident.invalid", value=token)
+        raise ArgumentProblem("arg.incident.invalid", value=excerpt(token, ECHO["value"]))
     return number
 
 
@@ -119,43 +125,32 @@ INCIDENT_BEFORE_COUNT = ArgumentType(
 
 # -- count of secondary transports -------------------------------------------------------------
 
-# Number words people may type instead of digits. Words that also start ordinary remarks
-# (sv "en", "ett", "ni", "ingen"; nb "to", "fire" in English rooms) are left out: a remark must
-# stay a remark.
-_NUMBER_WORDS = frozenset(
-    fold(w)
-    for w in (
-        *("noll", "null", "zero", "två", "tre", "fyra", "fem", "sex", "seks", "sju", "syv"),
-        *("åtta", "åtte", "nio", "tio", "ti", "elva", "elleve", "tolv"),
-        *("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),
-        *("eleven", "twelve"),
-    )
-)
-_WHOLE = re.compile(r"^\+?[0-9]+$")
-_NEGATIVE = re.compile(r"^-[0-9]+([.,][0-9]+)?$")
-_DECIMAL = re.compile(r"^\+?[0-9]+[.,][0-9]+$")
+# What a count is, and why a token is not one, is the rule every channel shares
+# (:mod:`bot.domain.answer`): here it only becomes the chat command's argument problems.
+
+
+_COUNT_KEYS = {
+    "negative": "arg.count.negative",
+    "too_large": "arg.count.too_large",
+    "not_whole": "arg.count.not_whole",
+    "word": "arg.count.word",
+    "invalid": "arg.count.invalid",
+    "leading_zero": "arg.count.leading_zero",
+}
 
 
 def _claims_count(token: str) -> bool:
-    # Any numeral (also ½ or Arabic-Indic digits), a sign, or a number word is meant as a
-    # count; a plain word is the start of a remark.
-    return any(c.isnumeric() for c in token) or token[:1] in "+-" or fold(token) in _NUMBER_WORDS
+    return claims_count(token)
 
 
 def parse_count(token: str) -> int:
-    if _WHOLE.match(token):
-        digits = token.lstrip("+").lstrip("0")
-        # Compare lengths first: int() of a 5000-digit string raises rather than parses.
-        if len(digits) > len(str(MAX_COUNT)) or int(digits or "0") > MAX_COUNT:
-            raise ArgumentProblem("arg.count.too_large", value=token, max=MAX_COUNT)
-        return int(digits or "0")
-    if _NEGATIVE.match(token):
-        raise ArgumentProblem("arg.count.negative", value=token)
-    if _DECIMAL.match(token):
-        raise ArgumentProblem("arg.count.not_whole", value=token)
-    if fold(token) in _NUMBER_WORDS:
-        raise ArgumentProblem("arg.count.word", value=token)
-    raise ArgumentProblem("arg.count.invalid", value=token)
+    try:
+        return read_count(token)
+    except NotACount as problem:
+        params: dict[str, Any] = {"value": excerpt(token, ECHO["value"])}
+        if problem.kind == "too_large":
+            params["max"] = MAX_COUNT
+        raise ArgumentProblem(_COUNT_KEYS[problem.kind], **params) from None
 
 
 COUNT = ArgumentType("arg.count", "arg.count.hint", parse_count, claims=_claims_count)
@@ -166,12 +161,22 @@ COUNT = ArgumentType("arg.count", "arg.count.hint", parse_count, claims=_claims_
 
 def _text_parser(limit: int, too_long_key: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
-        text = text.strip()
+        # Stored as typed, less what must never be shown: controls and bidi overrides.
+        text = clean(text, newlines=False).strip()
         if len(text) > limit:
             raise ArgumentProblem(too_long_key, length=len(text), max=limit)
         return text
 
     return parse
+
+
+def parse_ack_remark(text: str) -> str:
+    """The remark of ``!kvittera``: free text, unless it says no (``!kvittera inte än``,
+    ``!ack not yet``), which is refused by the same rule as an SMS or e-mail reply."""
+    remark = _text_parser(MAX_TEXT, "arg.text.too_long")(text)
+    if negates(remark):
+        raise ArgumentProblem("arg.ack.negated", value=excerpt(remark, ECHO["value"]))
+    return remark
 
 
 HEADLINE = ArgumentType(
@@ -183,6 +188,8 @@ HEADLINE = ArgumentType(
 TEXT = ArgumentType(
     "arg.text", "arg.text.hint", _text_parser(MAX_TEXT, "arg.text.too_long"), greedy=True
 )
+#: The remark of an acknowledgement: :data:`TEXT` that may not say no.
+ACK_REMARK = ArgumentType("arg.text", "arg.text.hint", parse_ack_remark, greedy=True)
 
 
 # -- command name (for help) -------------------------------------------------------------------
@@ -224,5 +231,6 @@ def parse_arguments(arguments: tuple[Argument, ...], tokens: list[str]) -> dict[
         values[argument.name] = kind.parse(token)
         index += 1
     if index < len(tokens):
-        raise ArgumentProblem("usage.too_many", extra=" ".join(tokens[index:]))
+        extra = excerpt(" ".join(tokens[index:]), ECHO["extra"])
+        raise ArgumentProblem("usage.too_many", extra=extra)
     return values

@@ -7,6 +7,7 @@ exist, never before: the help must not promise what the bot cannot do.
 from __future__ import annotations
 
 from commands.arguments import (
+    ACK_REMARK,
     COMMAND_NAME,
     COUNT,
     HEADLINE,
@@ -69,7 +70,7 @@ def declarations() -> tuple[Declaration, ...]:
             arguments=(
                 Argument("incident", INCIDENT_BEFORE_COUNT, optional=True),
                 Argument("count", COUNT, optional=True),
-                Argument("remark", TEXT, optional=True),
+                Argument("remark", ACK_REMARK, optional=True),
             ),
         ),
         Declaration(

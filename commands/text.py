@@ -2,22 +2,29 @@
 
 People type on phones at night, on keyboards of the wrong language: ``!lagesbild`` must match
 ``!lägesbild`` and ``!HJALP`` must match ``!hjälp``. Folding is applied to command names and to
-enumerated words (readiness levels), never to free text, which is kept as typed.
+enumerated words (readiness levels), never to free text, which is kept as typed. Folding and
+the excerpts of typed text that answers quote live in :mod:`bot.domain.user_text`, shared with
+the SMS and e-mail bridges.
 """
 
 from __future__ import annotations
 
-import unicodedata
+from bot.domain.user_text import excerpt, fold
 
-# Letters that do not decompose into a base letter and a combining mark.
-_NO_DECOMPOSITION = str.maketrans({"ø": "o", "æ": "ae", "ß": "ss", "đ": "d", "ł": "l"})
+__all__ = ["ECHO", "excerpt", "fold", "split_command", "strip_reply_fallback"]
 
-
-def fold(word: str) -> str:
-    """Case- and diacritic-insensitive form: ``Förstärkningsläge`` → ``forstarkningslage``."""
-    lowered = word.casefold().translate(_NO_DECOMPOSITION)
-    decomposed = unicodedata.normalize("NFKD", lowered)
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+#: How much of what a person typed an answer quotes back, by catalogue parameter: the name of an
+#: unknown command, a value that did not parse, the words left over, a remark, a headline.
+#: :class:`commands.render.Voice` cuts every parameter of these names to its excerpt
+#: (:func:`bot.domain.user_text.excerpt`: no controls, no bidi overrides, one line, ``…``), so no
+#: call site can forget it; the parsers cut at the source too, which keeps the audit small.
+ECHO: dict[str, int] = {
+    "command": 40,
+    "value": 40,
+    "extra": 60,
+    "remark": 500,
+    "headline": 200,
+}
 
 
 def strip_reply_fallback(body: str) -> str:

@@ -87,6 +87,7 @@ class ChannelReplies:
                         {
                             "channel": channel,
                             "reason": "automatic",
+                            "why": str(payload.get("automatic_reason") or "")[:100],
                             "subject": payload.get("subject", "")[:200],
                         },
                     )

@@ -46,6 +46,7 @@ from pydantic import SecretStr
 
 from bot.clock import Clock
 from bot.contracts import AckForm, AckOutcome
+from bot.domain.answer import MAX_REMARK, NotACount, negates, read_count
 from bot.http.pages import AckPage, PageState, ack_page_renderer
 from bot.i18n import Catalog
 from bridges.signed_links import LinkClaim, LinkProblem, LinkRejected, SignedLinks
@@ -56,7 +57,6 @@ from bridges.sms.kannel import (
     parse_dlr,
     parse_mo,
 )
-from commands.arguments import MAX_TEXT, ArgumentProblem, parse_count
 
 log = logging.getLogger(__name__)
 
@@ -392,16 +392,18 @@ class _Handlers:
             claim.party_id,
             token,
             count=count_text[:10],
-            remark=remark[:MAX_TEXT],
+            remark=remark[:MAX_REMARK],
         )
         pledge: int | None = None
         if count_text.strip():
             try:
-                pledge = parse_count(count_text.strip())
-            except ArgumentProblem:
+                pledge = read_count(count_text.strip())
+            except NotACount:
                 return self._page(_with_problem(again, "count"), 400)
-        if len(remark) > MAX_TEXT:
+        if len(remark) > MAX_REMARK:
             return self._page(_with_problem(again, "remark"), 400)
+        if negates(remark):  # "inte än", "not yet": the same rule as in chat, SMS and e-mail
+            return self._page(_with_problem(again, "negated"), 400)
         assert self.on_ack is not None
         on_ack = self.on_ack
         ok, outcome = await self._call(lambda: on_ack(claim, AckForm(pledge, remark)))

@@ -19,8 +19,8 @@ from functools import partial
 from html import escape
 from typing import Any
 
+from bot.domain.answer import MAX_COUNT, MAX_REMARK
 from bot.i18n import Catalog
-from commands.arguments import MAX_COUNT, MAX_TEXT
 
 
 class PageState(StrEnum):
@@ -43,7 +43,7 @@ class AckPage:
     incident_id: str | None = None
     party_id: str | None = None
     token: str | None = None
-    problem: str | None = None  # what is wrong with the form: "count" or "remark"
+    problem: str | None = None  # what is wrong with the form: "count", "remark", "negated"
     count: str = ""  # what was typed, to show it again
     remark: str = ""
 
@@ -60,7 +60,8 @@ _STATE_KEYS = {
 # What is wrong with the form, and the limit its message names.
 _PROBLEMS = {
     "count": ("page.problem.count", MAX_COUNT),
-    "remark": ("page.problem.remark", MAX_TEXT),
+    "remark": ("page.problem.remark", MAX_REMARK),
+    "negated": ("page.problem.negated", MAX_REMARK),
 }
 
 _STYLE = (
@@ -100,7 +101,7 @@ def render_ack_page(page: AckPage, catalog: Catalog) -> str:
             '<input id="count" name="count" inputmode="numeric" pattern="[0-9]*" '
             f'maxlength="{len(str(MAX_COUNT))}" autocomplete="off" value="{e(page.count)}">'
             f'<label for="remark">{say("page.remark")}</label>'
-            f'<input id="remark" name="remark" maxlength="{MAX_TEXT}" autocomplete="off" '
+            f'<input id="remark" name="remark" maxlength="{MAX_REMARK}" autocomplete="off" '
             f'value="{e(page.remark)}">'
             f'<button type="submit">{say("page.button")}</button>'
             "</form>"

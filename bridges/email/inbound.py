@@ -25,9 +25,23 @@ What the listener guarantees:
 - **Total parsing.** :func:`parse_inbound` never raises: junk, odd or broken encodings and
   charsets come out as text with replacement characters, not as a traceback in the listener.
 - **From is carried, not trusted.** Anyone can write any ``From:``; authorisation is the reply
-  code in the text, checked by the layer above. Automatic mail (vacation replies, bounces) is
-  flagged in :attr:`InboundMail.automatic` because some of them quote the alarm, reply code
-  included, without ``>``.
+  code in the text, checked by the layer above, and bound to :attr:`InboundMail.from_address`:
+  the *address* of the ``From:`` header, parsed from the raw header, never its display name.
+  ``From: =?utf-8?q?tib=40varmland=2Eexample?= <attacker@evil.example>`` is the attacker's
+  address with a display name that looks like the region's. A ``From:`` that is not exactly one
+  well-formed mailbox gives no address at all (the reply is then bound to nobody). What makes
+  the address worth binding to is the organisation's mail server, which checks SPF, DKIM and
+  DMARC before it relays anything here (see the README).
+- **Automatic mail never acknowledges.** Vacation replies, out-of-office notices, bounces and
+  list mail are recognised by their headers (RFC 3834 ``Auto-Submitted``, ``Precedence``,
+  Exchange's ``X-Auto-Response-Suppress`` and ``X-MS-Exchange-Inbox-Rules-Loop``,
+  ``X-Autoreply``/``X-Autorespond``, ``List-Id``, a null or ``MAILER-DAEMON`` sender, a
+  delivery report) or, when a client sends none of those, by their subject ("Automatiskt
+  svar:", "Frånvaro:", "Fraværende:", "Out of Office:", "Automatic reply:", "Auto:",
+  "Abwesenheitsnotiz:" …). Such mail is flagged (:attr:`InboundMail.automatic`, with the
+  reason) and its :attr:`~InboundMail.text` left empty, so no code is ever read from it; the
+  layer above audits it and never answers it (an answer to an auto-reply is how mail loops
+  start).
 """
 
 from __future__ import annotations
@@ -44,14 +58,17 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email import policy as email_policy
+from email.errors import ObsoleteHeaderDefect
 from email.header import decode_header
 from email.message import Message
-from email.utils import parseaddr
-from html.parser import HTMLParser
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from bridges.email.reply_text import html_to_text, strip_quoted
+
+__all__ = ["InboundMail", "InboundMailServer", "html_to_text", "parse_inbound", "strip_quoted"]
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +105,7 @@ class InboundMail:
     """
 
     envelope_from: str
-    header_from: str
+    header_from: str  # the From: header's address only (addr-spec), "" if not one mailbox
     to: tuple[str, ...]
     message_id: str
     in_reply_to: str
@@ -100,6 +117,21 @@ class InboundMail:
     raw_sha256: str = ""
     size: int = 0
     raw: bytes = field(default=b"", repr=False)
+    automatic_reason: str = ""  # why it is automatic: "auto-submitted", "subject", …
+    from_display: str = ""  # the From: header's display name, decoded: for people, never trust
+    has_from: bool = True  # whether there was a From: header at all
+
+    @property
+    def from_address(self) -> str:
+        """The address a reply is bound to: the ``From:`` header's addr-spec; the envelope
+        sender only when there is no ``From:`` header at all; ``""`` when the header is there
+        but is not exactly one well-formed mailbox (fail closed), and for a bounce without
+        one."""
+        if self.header_from:
+            return self.header_from
+        if self.has_from or _is_bounce(self.envelope_from):
+            return ""
+        return self.envelope_from.strip().strip("<>")
 
 
 OnMail = Callable[[InboundMail], Awaitable[None]]
@@ -316,28 +348,34 @@ def parse_inbound(
             in_reply_to="",
             references=(),
             subject="",
-            text=_safe(lambda: strip_quoted(text), text),
+            text="" if _is_bounce(envelope_from) else _safe(lambda: strip_quoted(text), ""),
             full_text=text,
             automatic=_is_bounce(envelope_from),
+            automatic_reason="bounce" if _is_bounce(envelope_from) else "",
+            has_from=False,
             raw_sha256=digest,
             size=len(raw),
             raw=raw,
         )
     full_text = _safe(lambda: _body_text(msg), "")
+    reason = _safe(lambda: automatic_reason(msg, envelope_from), "unreadable headers")
     return InboundMail(
         envelope_from=envelope_from,
-        header_from=_safe(lambda: parseaddr(_header(msg, "From"))[1], ""),
+        header_from=_safe(lambda: _from_address(msg), ""),
         to=to,
         message_id=_safe(lambda: _first_msgid(_header(msg, "Message-ID")), ""),
         in_reply_to=_safe(lambda: _first_msgid(_header(msg, "In-Reply-To")), ""),
         references=_safe(lambda: tuple(_MSGID.findall(_header(msg, "References"))), ()),
         subject=_safe(lambda: _header(msg, "Subject"), ""),
-        text=_safe(lambda: strip_quoted(full_text), full_text),
+        text="" if reason else _safe(lambda: strip_quoted(full_text), ""),
         full_text=full_text,
-        automatic=_safe(lambda: _is_automatic(msg, envelope_from), False),
+        automatic=bool(reason),
         raw_sha256=digest,
         size=len(raw),
         raw=raw,
+        automatic_reason=reason,
+        from_display=_safe(lambda: _from_display(msg), ""),
+        has_from=_raw_header(msg, "From") is not None,
     )
 
 
@@ -395,8 +433,10 @@ def _body_text(msg: Message) -> str:
         elif ctype == "text/html" and html is None:
             html = part
     if plain is not None:
-        return _normalise(_part_text(plain))
-    if html is not None:
+        text = _normalise(_part_text(plain))
+        if text.strip() or html is None:
+            return text
+    if html is not None:  # or a text/plain part left empty by its client
         return _normalise(html_to_text(_part_text(html)))
     return ""
 
@@ -473,187 +513,105 @@ def _is_bounce(envelope_from: str) -> bool:
     return sender == "" or sender.startswith(("mailer-daemon@", "postmaster@"))
 
 
-def _is_automatic(msg: Message, envelope_from: str) -> bool:
-    """Vacation replies, bounces and lists (RFC 3834 and the common vendor headers)."""
-    if _is_bounce(envelope_from) or msg.get_content_type() == "multipart/report":
-        return True
-    auto = _header(msg, "Auto-Submitted").lower()
+# Subjects of automatic mail, for the clients that send no header saying so. Anchored at the
+# start: "Re: Automatiskt svar: …" is a person answering one.
+_AUTOMATIC_SUBJECT = re.compile(
+    r"^\s*(?:"
+    r"automatiskt svar|automatisk svar|autosvar|frånvaro(?:meddelande)?|frånvarande|"
+    r"fraværende|fravær|ikke til stede|"
+    r"out of (?:the )?office(?: autoreply| auto reply| reply)?|automatic reply|auto[- ]?reply|"
+    r"auto[- ]?response|auto|away from (?:the )?office|on vacation|vacation reply|"
+    r"abwesenheitsnotiz|abwesend|automatische antwort|réponse automatique|"
+    r"undeliverable|undelivered mail returned to sender|delivery status notification|"
+    r"mail delivery (?:failed|failure|system)|returned mail|failure notice|"
+    r"kan inte levereras|olevererbart|ej levererat|ikke levert|kan ikke leveres|unzustellbar"
+    r")\b(?:\s*[:(]|\s+[-–—]\s|\s*$)",
+    re.IGNORECASE,
+)
+_AUTO_HEADERS = (
+    ("X-Auto-Response-Suppress", "x-auto-response-suppress"),
+    ("X-MS-Exchange-Inbox-Rules-Loop", "inbox-rules-loop"),
+    ("X-Autoreply", "x-autoreply"),
+    ("X-Autorespond", "x-autorespond"),
+    ("X-Autoresponse", "x-autoresponse"),
+    ("X-Autogenerated", "x-autogenerated"),
+    ("X-Failed-Recipients", "bounce"),
+    ("List-Id", "list"),
+)
+
+
+def automatic_reason(msg: Message, envelope_from: str = "") -> str:
+    """Why ``msg`` is automatic mail (a vacation reply, an out-of-office, a bounce, list mail),
+    or ``""`` for mail a person wrote. RFC 3834 and the headers of the common servers first,
+    then the subject, for the clients that send none of them."""
+    if _is_bounce(envelope_from):
+        return "bounce"
+    if msg.get_content_type() == "multipart/report":
+        return "report"
+    auto = _header(msg, "Auto-Submitted").strip().lower()
     if auto and auto != "no":
-        return True
-    if _header(msg, "Precedence").lower() in ("auto_reply", "bulk", "junk", "list"):
-        return True
-    return any(msg.get(h) is not None for h in ("X-Autoreply", "X-Autorespond", "X-Autoresponse"))
+        return "auto-submitted"
+    precedence = _header(msg, "Precedence").strip().lower()
+    if precedence in ("auto_reply", "auto-reply", "bulk", "junk", "list"):
+        return "precedence"
+    for name, reason in _AUTO_HEADERS:
+        value = _raw_header(msg, name)
+        if value is not None and (name != "X-Auto-Response-Suppress" or _suppresses(value)):
+            return reason
+    return_path = _raw_header(msg, "Return-Path")
+    if return_path is not None and return_path.strip() in ("<>", ""):
+        return "bounce"
+    if _AUTOMATIC_SUBJECT.match(_header(msg, "Subject")):
+        return "subject"
+    return ""
 
 
-# --- quoted text ---------------------------------------------------------------------------------
-
-# "On Tue, 26 Nov 2026 at 04:12, TiB <tib@x> wrote:", "Den 26 nov. 2026 kl. 04:12 skrev TiB:",
-# "ons. 26. nov. 2026 kl. 04:12 skrev TiB <tib@x>:", "Am … schrieb …:", "Le … a écrit :".
-# Bounded repeats and a cheap pre-check keep a 256 KiB message of long lines fast.
-_ATTRIBUTION = re.compile(
-    r"^\s*(?P<head>.{0,300}?)\b(?:wrote|skrev|schrieb|a\s+écrit|escribió|schreef|escreveu)\b"
-    r"[^:\n]{0,200}:\s*$",
-    re.IGNORECASE,
-)
-_ATTRIBUTION_WORD = re.compile(r"wrote|skrev|schrieb|écrit|escribió|schreef|escreveu", re.I)
-_ATTRIBUTION_OPENER = re.compile(r"^\s*(?:On|Den|Am|Le|El|Op|Em)\b", re.IGNORECASE)
-_SEPARATOR = re.compile(
-    r"^\s*-{2,}\s*(?:Original Message|Ursprungligt meddelande|Originalmeddelande|"
-    r"Opprinnelig melding|Oprindelig meddelelse|Forwarded message|Vidarebefordrat meddelande|"
-    r"Videresendt melding)\s*-{2,}\s*$|^\s*_{20,}\s*$",
-    re.IGNORECASE,
-)
-# Outlook quotes the original without '>' under a block of "From:/Sent:/To:/Subject:" lines.
-_HEADER_FROM = re.compile(r"^\s*\**(?:From|Från|Fra|Von|De)\s*:\**\s*\S", re.IGNORECASE)
-_HEADER_NEXT = re.compile(
-    r"^\s*\**(?:Sent|Skickat|Sendt|Gesendet|Date|Datum|Dato|To|Till|Til|An|Subject|Ämne|Emne|"
-    r"Betreff|Cc)\s*:",
-    re.IGNORECASE,
-)
-_SENT_FROM = re.compile(
-    r"^\s*(?:Sent from my|Skickat från min|Sendt fra min|Von meinem|Get Outlook for)\b",
-    re.IGNORECASE,
-)
+def _suppresses(value: str) -> bool:
+    """``X-Auto-Response-Suppress: All`` (or OOF, AutoReply, DR…) is on Exchange's automatic
+    mail; an explicit ``None`` is not a reason."""
+    return value.strip().lower() not in ("", "none")
 
 
-def strip_quoted(text: str) -> str:
-    """The new text of a reply: quoted lines, attributions, forwarded originals and signatures
-    removed where recognisable.
-
-    Why it matters here: the alarm carries its reply code, so a reply that merely quotes the
-    alarm must not read as if the person typed the code. Top-posted replies lose everything
-    from the attribution down; inline replies keep the person's lines between the quotes.
-    """
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    kept: list[str] = []
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        stripped = line.strip()
-        if stripped.startswith(">"):
-            i += 1
-            continue
-        if line in ("-- ", "--") or _SEPARATOR.match(line):
-            break
-        if _HEADER_FROM.match(line) and any(
-            _HEADER_NEXT.match(following) for following in lines[i + 1 : i + 4]
-        ):
-            break
-        span, certain = _attribution(lines, i)
-        if span:
-            after = _next_content(lines, i + span)
-            if after is None or lines[after].strip().startswith(">"):
-                i += span  # an attribution above a '>' quote: drop it, keep what follows
-                continue
-            if certain:
-                break  # an attribution above an unquoted original: the rest is the original
-        if _SENT_FROM.match(line):
-            i += 1
-            continue
-        kept.append(line.rstrip())
-        i += 1
-    while kept and not kept[-1].strip():
-        kept.pop()
-    while kept and not kept[0].strip():
-        kept.pop(0)
-    return "\n".join(kept)
+def _raw_header(msg: Message, name: str) -> str | None:
+    raw = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    if raw is None:
+        return None
+    return raw if isinstance(raw, str) else str(raw)
 
 
-def _attribution(lines: list[str], i: int) -> tuple[int, bool]:
-    """(lines spanned, certain) if an attribution starts at line ``i``; (0, False) if not.
-
-    It may be wrapped over two lines, the first opening with On/Den/…. "Certain" (it opens
-    with On/Den/…, or names an address) is required before everything below it is taken for
-    the quoted original; a mere "… skrev …:" with a digit in it is only dropped when a '>'
-    quote follows.
-    """
-    for span in (1, 2):
-        if i + span > len(lines):
-            break
-        candidate = " ".join(line.strip() for line in lines[i : i + span])
-        if len(candidate) > 600 or not candidate.endswith(":"):
-            continue
-        if span == 2 and not _ATTRIBUTION_OPENER.match(lines[i]):
-            break  # only a line that opens like an attribution may be its first half
-        if not _ATTRIBUTION_WORD.search(candidate):
-            continue
-        found = _ATTRIBUTION.match(candidate)
-        if found is None:
-            continue
-        head = found.group("head")
-        opener = _ATTRIBUTION_OPENER.match(candidate) is not None
-        if not (opener or any(c.isdigit() for c in head) or "@" in candidate):
-            continue
-        return span, opener or "@" in candidate
-    return 0, False
+# An addr-spec as the bot can bind a code to: one "@", no spaces, quotes, brackets or controls.
+_ADDR_SPEC = re.compile(r"^[^@\s\"<>(),;:\\\[\]]{1,64}@[^@\s\"<>(),;:\\\[\]]{1,253}$")
 
 
-def _next_content(lines: list[str], start: int) -> int | None:
-    for j in range(start, len(lines)):
-        if lines[j].strip():
-            return j
-    return None
+def _from_header(msg: Message) -> Any:
+    """The ``From:`` header parsed as an address list, from its raw value: encoded-words are
+    only ever display names there (RFC 2047 §5), so decoding first would let one pose as an
+    address."""
+    raw = _raw_header(msg, "From")
+    if raw is None:
+        return None
+    if _has_surrogates(raw):  # SMTPUTF8: 8-bit UTF-8 addresses
+        raw = _decode_bytes(raw.encode("ascii", "surrogateescape"), None)
+    return email_policy.default.header_factory("From", " ".join(raw.split()))
 
 
-# --- HTML --------------------------------------------------------------------------------------
+def _from_address(msg: Message) -> str:
+    header = _from_header(msg)
+    if header is None:
+        return ""
+    defects = [d for d in header.defects if not isinstance(d, ObsoleteHeaderDefect)]
+    addresses = header.addresses
+    grouped = any(group.display_name is not None for group in header.groups)  # not in From:
+    if defects or grouped or len(addresses) != 1:
+        return ""
+    address = str(addresses[0].addr_spec)
+    if not _ADDR_SPEC.match(address) or not address.isprintable() or "=?" in address:
+        return ""
+    return address
 
 
-class _TextExtractor(HTMLParser):
-    """HTML to text for replies: block elements become line breaks, quotes are dropped.
-
-    ``<blockquote>`` and Gmail/Outlook quote containers hold the quoted alarm; dropping them
-    here does for HTML what removing '>' lines does for plain text.
-    """
-
-    _BLOCK = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "table", "pre"})
-    _SKIP = frozenset({"script", "style", "head", "title"})
-    _QUOTE_MARKERS = ("gmail_quote", "moz-cite", "divrplyfwdmsg", "appendonsend")
-    _VOID = frozenset({"br", "img", "hr", "meta", "link", "input", "col", "area", "base", "wbr"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._stack: list[tuple[str, bool]] = []  # open elements: (tag, hides its content)
-
-    def _hidden(self) -> bool:
-        return any(hides for _tag, hides in self._stack)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        classes = " ".join(v or "" for k, v in attrs if k in ("class", "id")).lower()
-        hides = (
-            tag in self._SKIP
-            or tag == "blockquote"
-            or any(marker in classes for marker in self._QUOTE_MARKERS)
-        )
-        if tag in self._BLOCK and not self._hidden():
-            self.parts.append("\n")
-        if tag not in self._VOID:
-            self._stack.append((tag, hides))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._VOID:
-            return
-        # Close up to the matching element: HTML mail leaves <p> and <li> open all the time.
-        for depth in range(len(self._stack) - 1, -1, -1):
-            if self._stack[depth][0] == tag:
-                del self._stack[depth:]
-                break
-        if tag in self._BLOCK and not self._hidden():
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._hidden():
-            self.parts.append(" ".join(data.split()) if data.strip() else " " if data else "")
-
-
-def html_to_text(html: str) -> str:
-    """Readable text from an HTML reply, quoted parts left out; never raises."""
-    parser = _TextExtractor()
-    try:
-        parser.feed(html)
-        parser.close()
-    except Exception:  # noqa: BLE001 - HTMLParser is lenient; this is the last resort
-        return re.sub(r"<[^>]*>", " ", html)
-    text = "".join(parser.parts)
-    # Block elements nest (<div><p>…), so blank lines say nothing about paragraphs: drop them.
-    return "\n".join(line for line in (" ".join(x.split()) for x in text.split("\n")) if line)
+def _from_display(msg: Message) -> str:
+    header = _from_header(msg)
+    if header is None or len(header.addresses) != 1:
+        return ""
+    return _clean(" ".join(str(header.addresses[0].display_name).split()))[:200]

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain import ReadinessLevel
 from bot.i18n import Catalog
+from commands.text import ECHO, excerpt
 
 LOCAL_TIME_ZONE = "Europe/Stockholm"
 
@@ -45,6 +46,13 @@ class Voice:
     zone: tzinfo | None = None
 
     def text(self, key: str, **params: Any) -> str:
+        """The message ``key`` in this voice's language. Parameters that quote what a person
+        typed (:data:`commands.text.ECHO`: an unknown command, a value, a remark, a headline)
+        go in as their short, cleaned excerpt, whoever passes them."""
+        for name, limit in ECHO.items():
+            value = params.get(name)
+            if isinstance(value, str):
+                params[name] = excerpt(value, limit)
         return self.catalog.text(self.lang, key, **params)
 
     def time(self, when: datetime) -> str:

@@ -26,6 +26,7 @@ from commands.outcome import Outcome
 from commands.registry import build_registry
 from storage.database import Database
 
+FULL_WIDTH = str.maketrans("０１２３４５６７８９＋", "0123456789+")
 UPPSALA_TIB = duty_officer("uppsala")
 UPPSALA = room("uppsala")
 
@@ -406,6 +407,17 @@ async def test_usage_errors_in_english(polyglot: Harness) -> None:
         ("+-3", "”+-3” är inget antal. Skriv t.ex. 5."),
         ("½", "”½” är inget antal. Skriv t.ex. 5."),
         ("٣", "”٣” är inget antal. Skriv t.ex. 5."),
+        ("5²", "”5²” är inget antal. Skriv t.ex. 5."),
+        (
+            "007",
+            "”007” börjar med 0 och ser ut som en kod, inte ett antal. Skriv antalet utan nolla "
+            "först, t.ex. 5.",
+        ),
+        (
+            "0184",
+            "”0184” börjar med 0 och ser ut som en kod, inte ett antal. Skriv antalet utan nolla "
+            "först, t.ex. 5.",
+        ),
     ],
 )
 async def test_malformed_numbers_get_a_specific_answer_and_change_nothing(
@@ -424,13 +436,16 @@ async def test_malformed_numbers_get_a_specific_answer_and_change_nothing(
     assert "⏳ Region Dalarna" in status
 
 
-@pytest.mark.parametrize("count", ["0", "5", "+5", "007", str(MAX_COUNT)])
+# "007" was a pledge of 7 until issue 10: a leading zero is how codes are printed, never a
+# count, so it is asked about now (the malformed numbers above); fullwidth digits are digits on
+# every channel.
+@pytest.mark.parametrize("count", ["0", "5", "+5", "５", "＋５", str(MAX_COUNT)])
 async def test_good_numbers_are_pledges(bot: Harness, count: str) -> None:
     await confirm_and_alarm(bot)
     body = only_reply(
         await bot.say(room("dalarna"), duty_officer("dalarna"), f"!kvittera {count}")
     )
-    assert f"Åtagande, sekundärtransporter: {int(count)}." in body
+    assert f"Åtagande, sekundärtransporter: {int(count.translate(FULL_WIDTH))}." in body
 
 
 async def test_a_word_after_kvittera_is_a_remark_not_a_number(bot: Harness) -> None:
