@@ -8,24 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 
+from bot import log_safety
 from bot.config import ConfigError, load_config
 
 EXIT_CONFIG = 2
 EXIT_REFUSED = 3
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # nio is chatty at INFO about every request; its warnings still show.
-    logging.getLogger("nio").setLevel(max(logging.WARNING, getattr(logging, level)))
 
 
 def _check_config(path: str) -> int:
@@ -59,7 +49,8 @@ async def _run(path: str) -> int:
         for line in str(exc).splitlines():
             print(f"{path}: {line}", file=sys.stderr)
         return EXIT_CONFIG
-    _setup_logging(loaded.config.log_level)
+    # No level logs secrets, codes, tokens or message content (bot/log_safety.py).
+    log_safety.configure(loaded.config.log_level)
     app = App(loaded)
     try:
         await app.start()
