@@ -20,14 +20,10 @@ EXIT_REFUSED = 3
 
 def _check_config(path: str) -> int:
     try:
+        # The same checks as the bot's start (_run): the file, the model, every secret.
         loaded = load_config(path)
         cfg = loaded.config
-        # Secrets must be resolvable where the bot will run; say which one is not, never what.
-        for key, ref in cfg.secret_refs():
-            try:
-                ref.resolve(loaded.base_dir)
-            except ConfigError as exc:
-                raise ConfigError(f"{key}: {exc}") from None
+        loaded.check_secrets()
     except ConfigError as exc:
         for line in str(exc).splitlines():
             print(f"{path}: {line}", file=sys.stderr)
@@ -45,6 +41,7 @@ async def _run(path: str) -> int:
 
     try:
         loaded = load_config(path)
+        loaded.check_secrets()  # all of them, as check-config reports them
     except ConfigError as exc:
         for line in str(exc).splitlines():
             print(f"{path}: {line}", file=sys.stderr)
