@@ -253,7 +253,8 @@ class CallbackRecorder:
 
     Everything that arrives goes through :func:`parse_mo` / :func:`parse_dlr`, the same parsers
     the bot uses, and is kept in :attr:`inbound`, :attr:`reports` and :attr:`rejected`. It
-    answers 200 to what parses (Kannel drops an MO on any other answer) and 400 to the rest.
+    answers 200 to what parses and 400 to the rest, as the bot does (Kannel tries any answer
+    but 200/202 again, every ``http_retry_delay`` seconds).
     """
 
     def __init__(self) -> None:
