@@ -760,8 +760,8 @@ class HttpConfig(_Strict):
     )
     gateway_secret: UrlSecretRef | None = Field(
         None,
-        description="shared secret in the SMS gateway's callback URLs (at least 16 characters)"
-        "; needed for SMS replies and delivery reports",
+        description="shared secret in the SMS gateway's callback URLs (at least 16 "
+        "characters: letters, digits and . _ ~ -); needed for SMS replies and delivery reports",
         examples=[{"env": "LARMKEDJA_GATEWAY_SECRET"}],
     )
 

@@ -40,6 +40,7 @@ from bot.config import load_config
 from bot.demo.rig import SHORT_NUMBER, BridgeRig
 from bot.demo.script import board_text, say
 from bot.demo.world import World
+from storage import outbox
 from storage.models import InboxRow
 from tests.integration.botctl import BotProcess
 from tests.integration.conftest import WorldFactory
@@ -129,6 +130,9 @@ async def test_sms_replies_while_the_bot_is_killed_or_failing_are_stored_and_ack
             match = SMS_CODE.search(alarm.text)
             assert match is not None, alarm.text
             codes[party] = match.group(1)
+        # Every alarm recorded as sent first: a kill between Kannel's 202 and that record
+        # sends it again after the restart (the outbox's known at-most-twice), not this test.
+        await wait_for(lambda: _all_sent(db, "alarm"), timeout=30)
         sent_before = len(rig.kannel.sent_messages())
 
         # 2. SIGKILL; Dalarna answers while nobody listens.
@@ -151,6 +155,11 @@ async def test_sms_replies_while_the_bot_is_killed_or_failing_are_stored_and_ack
         await wait_for(lambda: _acks(db, 1), timeout=90)
         recovered_s = time.monotonic() - restarted_at
         await world.wait_bot_joined()
+        # Dalarna's answer out and recorded before the lock: a database outage between
+        # Kannel's 202 and the "sent" mark makes the outbox send an SMS twice (marked a
+        # possible duplicate; seen in this test before this wait), a known limit of
+        # send-then-record that this test does not measure.
+        await wait_for(lambda: _answer_sent(db, rig.number("dalarna")), timeout=30)
 
         # 4. A database another writer holds: 503, nothing stored, retried until it is.
         await lock.take()
@@ -203,6 +212,7 @@ async def test_sms_replies_while_the_bot_is_killed_or_failing_are_stored_and_ack
                 after=sent_before, receiver=rig.number(party), timeout=30
             )
             assert len(answers) == 1, answers
+            assert answers[0].text.startswith("Kvitterat: H-1"), answers
         assert first.log_path == second.log_path
         answered = mo_answers(second)
         refused = smsbox_log.read_text(errors="replace").count("Couldn't fetch") - refused_before
@@ -226,6 +236,16 @@ async def test_sms_replies_while_the_bot_is_killed_or_failing_are_stored_and_ack
         await first.stop()
         await second.stop()
         await db.close()
+
+
+async def _all_sent(db: BotDatabase, purpose: str) -> bool:
+    rows = [r for r in await db.outbox_rows(purpose) if r.channel != "matrix"]
+    return bool(rows) and all(r.status == outbox.SENT for r in rows)
+
+
+async def _answer_sent(db: BotDatabase, number: str) -> bool:
+    rows = [r for r in await db.outbox_rows("reply") if r.destination == number]
+    return bool(rows) and all(r.status == outbox.SENT for r in rows)
 
 
 async def _acks(db: BotDatabase, count: int) -> bool:
