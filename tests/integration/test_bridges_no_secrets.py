@@ -430,6 +430,8 @@ async def test_a_long_genuine_mo_is_taken_and_logged_by_route() -> None:
 
 #: Text that only a logged message body would bring: the command typed in a room, the alarm
 #: (SMS, e-mail, board), the replies and the bot's answers to them.
+#: The bot's last start-up line, before any command is handled.
+STARTED = "room keys shared ahead of need"
 CONTENT = ("Tågurspårning", "!händelse", "!larma", "KVITTERA", "MASSKADELARM", "Kvitterat")
 
 
@@ -470,9 +472,14 @@ async def test_debug_log_of_the_running_bot_has_no_secret_code_token_number_or_c
             findings += [f"{what}: {line}" for line in lines if any(v in line for v in variants)]
         codes = codes_sent(rig)
         assert len(codes) >= 2 * len(ALARMED), codes  # an SMS and a mail code each, at least
+        # A code exists only once the alarm is sent; before that a 4-digit run is something
+        # else (alembic's revision "0003" once matched a code). Start-up ends with the keys.
+        started = next(i for i, line in enumerate(lines) if STARTED in line)
         for code in codes:
             bare = re.compile(rf"(?<![\w.:,…-]){code}(?![\w:,-])")
-            findings += [f"reply code {code}: {line}" for line in lines if bare.search(line)]
+            findings += [
+                f"reply code {code}: {line}" for line in lines[started:] if bare.search(line)
+            ]
         numbers = {rig.number(p) for p in ALARMED} | {"+46709990001", "+46709990002"}
         for number in numbers:
             national = number.lstrip("+")[2:]  # 70…, as a number may also be written
