@@ -23,7 +23,7 @@ from typing import Any
 
 from bot.channels import BridgeChannels, reply_codes, resolve_secrets
 from bot.clock import Clock, SystemClock
-from bot.config import ConfigError, LoadedConfig, redacted_dump
+from bot.config import LoadedConfig, redacted_dump
 from bot.contracts import Sender
 from bot.due_trigger import DueTrigger
 from bot.engine.cleanup import CleanupPass
@@ -87,11 +87,7 @@ class App:
     async def start(self) -> None:
         cfg = self.config
         log.info("starting with config %s", redacted_dump(cfg))
-        for key, ref in cfg.secret_refs():  # all of them now, not half-way through the start
-            try:
-                ref.resolve(self.loaded.base_dir)
-            except ConfigError as exc:
-                raise ConfigError(f"{key}: {exc}") from None
+        self.loaded.check_secrets()  # all of them now, not half-way through the start
         base_dir = self.loaded.base_dir
         password = cfg.matrix.password.resolve(base_dir).get_secret_value()
         passphrase = (

@@ -8,36 +8,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 
+from bot import log_safety
 from bot.config import ConfigError, load_config
 
 EXIT_CONFIG = 2
 EXIT_REFUSED = 3
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # nio is chatty at INFO about every request; its warnings still show.
-    logging.getLogger("nio").setLevel(max(logging.WARNING, getattr(logging, level)))
-
-
 def _check_config(path: str) -> int:
     try:
+        # The same checks as the bot's start (_run): the file, the model, every secret.
         loaded = load_config(path)
         cfg = loaded.config
-        # Secrets must be resolvable where the bot will run; say which one is not, never what.
-        for key, ref in cfg.secret_refs():
-            try:
-                ref.resolve(loaded.base_dir)
-            except ConfigError as exc:
-                raise ConfigError(f"{key}: {exc}") from None
+        loaded.check_secrets()
     except ConfigError as exc:
         for line in str(exc).splitlines():
             print(f"{path}: {line}", file=sys.stderr)
@@ -55,11 +41,13 @@ async def _run(path: str) -> int:
 
     try:
         loaded = load_config(path)
+        loaded.check_secrets()  # all of them, as check-config reports them
     except ConfigError as exc:
         for line in str(exc).splitlines():
             print(f"{path}: {line}", file=sys.stderr)
         return EXIT_CONFIG
-    _setup_logging(loaded.config.log_level)
+    # No level logs secrets, codes, tokens or message content (bot/log_safety.py).
+    log_safety.configure(loaded.config.log_level)
     app = App(loaded)
     try:
         await app.start()

@@ -6,18 +6,29 @@ officer``, not a traceback), unknown keys are rejected (a typo must not silently
 party), and the sample config in ``deploy/`` is generated from this same model so it can never
 drift from the code.
 
-Secrets (the bot's password, the crypto-store passphrase, later gateway credentials) are
-:class:`SecretRef` values: they name an environment variable or a file, are resolved at start
-and are never printed, logged or echoed in an error.
+Secrets (the bot's password, the crypto-store passphrase, gateway credentials) are
+:class:`SecretRef` values: they name an environment variable or a private file, are resolved
+at start and by ``check-config`` through the same code (:meth:`LoadedConfig.check_secrets`),
+checked against the rules of their kind (length, characters), and never printed, logged or
+echoed in an error. A config file may not hold a secret itself.
+
+Why strict types: TOML has real integers and booleans, so ``"5"`` or ``true`` where a number
+belongs is a mistake to point at, not to guess at; a NaN or infinite delay is refused too.
+Files are checked before they are opened and read to a limit, so a FIFO, a device or a
+bomb of nested arrays is one line of error, not a hang or a traceback.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import ipaddress
 import os
 import re
+import stat
 import tomllib
+import unicodedata
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -30,6 +41,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy.engine import make_url
 
 from bridges.destinations import normalize_destination
 
@@ -45,12 +57,59 @@ _PHONE = re.compile(r"^\+?[0-9]{5,15}$")
 
 
 def _matches(pattern: re.Pattern[str], what: str) -> Any:
+    # fullmatch: "$" alone would let a trailing line break through.
     def check(value: str) -> str:
-        if not pattern.match(value):
-            raise ValueError(f"{value!r} is not {what}")
+        if not pattern.fullmatch(value):
+            raise ValueError(f"{_shown(value)} is not {what}")
         return value
 
     return check
+
+
+def _shown(value: str) -> str:
+    """A value as an error message quotes it: repr (line breaks visible), at most 60 chars."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…'"
+
+
+def _printable(value: str) -> str:
+    """Names go into SMS, mail headers and boards: no line breaks or control characters."""
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
+        raise ValueError("must not contain line breaks or control characters")
+    if value != value.strip():
+        raise ValueError("must not begin or end with spaces")
+    return value
+
+
+def _no_duplicates(values: list[Any]) -> list[Any]:
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{_shown(str(value))} is listed twice")
+        seen.add(value)
+    return values
+
+
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?")
+
+
+def _host(value: str) -> str:
+    """An IP address or a host name, as a listen address or a relay."""
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        if not _HOSTNAME.fullmatch(value):
+            raise ValueError(f"{_shown(value)} is not an IP address or host name") from None
+    return value
+
+
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{_shown(value)} is not a network like 127.0.0.1/32") from None
+    return value
 
 
 UserId = Annotated[
@@ -64,6 +123,37 @@ Slug = Annotated[
 ]
 Email = Annotated[str, AfterValidator(_matches(_EMAIL, "an e-mail address"))]
 Phone = Annotated[str, AfterValidator(_matches(_PHONE, "a phone number like +46701234567"))]
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
+Host = Annotated[str, AfterValidator(_host)]
+Network = Annotated[str, AfterValidator(_network)]
+#: Kannel config values may not hold a quote, backslash or line break; user names are plain.
+_KANNEL_WORD = re.compile(r"[A-Za-z0-9._~-]{1,64}")
+
+
+def _address_or_domain(value: str) -> str:
+    """An entry of ``accept``: an address, or a domain (optionally ``@domain``)."""
+    if "@" in value.lstrip("@"):
+        return _matches(_EMAIL, "an e-mail address or a domain")(value)
+    return _matches(_HOSTNAME, "an e-mail address or a domain")(value.lstrip("@"))
+
+
+class RecipientAddresses:
+    """The addresses the bot's reply listener takes (exact, ``+`` subaddress, or domain), as
+    ``bridges.email.address`` and ``accept`` name them."""
+
+    def __init__(self, entries: list[str]) -> None:
+        self.addresses = {e.lower() for e in entries if "@" in e.lstrip("@")}
+        self.domains = {e.lower().lstrip("@") for e in entries if "@" not in e.lstrip("@")}
+
+    def covers(self, address: str) -> bool:
+        address = (normalize_destination("email", address) or address).lower()
+        local, _, domain = address.rpartition("@")
+        base = local.split("+", 1)[0]
+        return (
+            domain in self.domains
+            or address in self.addresses
+            or (f"{base}@{domain}" in self.addresses)
+        )
 
 
 class ConfigError(Exception):
@@ -72,23 +162,119 @@ class ConfigError(Exception):
 
 class _Strict(BaseModel):
     # Unknown keys are errors: a misspelt key must not silently fall back to a default.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "5" or true is not an integer, 1 is not a boolean (TOML has real types, so a
+    # quoted number is a mistake to report, not to guess at); no NaN or infinity.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+#: A secret file is one line; anything larger is not what the operator meant to point at.
+MAX_SECRET_FILE = 64 * 1024
+#: A config file of the largest healthcare region is tens of KiB.
+MAX_CONFIG_FILE = 1024 * 1024
+#: Secrets may only be named in a config file, never written into it.
+INLINE_REFUSED = (
+    'an inline secret is refused in a config file; use { env = "NAME" } or '
+    '{ file = "path" } (README, "Running it for real")'
+)
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def read_private_file(path: Path, what: str, limit: int, *, private: bool) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, or a :class:`ConfigError`.
+
+    Checked before it is opened (a FIFO would block the reader, a device like /dev/zero never
+    ends), opened non-blocking and checked again (so a file swapped meanwhile cannot hang us),
+    and read to at most ``limit`` bytes. ``private``: refused if group or others have any
+    permission on it (like ssh with a private key), because a secret readable by others is
+    not secret.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise ConfigError(f"{what} cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{what} is {_kind(mode)}, not a regular file")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ConfigError(f"{what} cannot be read ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{what} is {_kind(info.st_mode)}, not a regular file")
+        if private and info.st_mode & 0o077:
+            raise ConfigError(
+                f"{what} is open to group or others (mode "
+                f"{stat.S_IMODE(info.st_mode):04o}); make it private: chmod 600 {path}"
+            )
+        if info.st_size > limit:
+            raise ConfigError(f"{what} is larger than {limit // 1024} KiB")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(65536, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ConfigError(f"{what} cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise ConfigError(f"{what} is larger than {limit // 1024} KiB")
+    return b"".join(chunks)
 
 
 class SecretRef(_Strict):
-    """Where a secret comes from: exactly one of ``env`` or ``file`` (or, for tests, ``value``)."""
+    """Where a secret comes from: exactly one of ``env`` or ``file``. ``value`` (the secret
+    itself) exists for configs built in code by tests; a config file may not carry one.
+
+    Subclasses set the rules the secret itself must keep (:attr:`min_length`,
+    :attr:`allowed`), checked by :meth:`resolve`: the same check at start and in
+    ``check-config``."""
+
+    #: Shortest secret accepted (0: any non-empty one).
+    min_length: ClassVar[int] = 0
+    #: Characters the secret may consist of, and what to call them (None: any).
+    allowed: ClassVar[tuple[re.Pattern[str], str] | None] = None
 
     env: str | None = Field(None, description="name of an environment variable holding it")
-    file: Path | None = Field(None, description="path of a file holding it (first line)")
+    file: Path | None = Field(
+        None,
+        strict=False,
+        description="path of a private (chmod 600) regular file holding it (first line; "
+        "relative to the config file)",
+    )
     value: SecretStr | None = Field(
-        None, description="the secret itself; only for throwaway setups", repr=False
+        None,
+        description="the secret itself; only in configs built by tests, refused in a file",
+        repr=False,
     )
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
+    def _exactly_one(self, info: ValidationInfo) -> SecretRef:
         given = [k for k in ("env", "file", "value") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of env, file or value")
+            raise ValueError("give exactly one of env or file")
+        if self.value is not None and (info.context or {}).get("from_file"):
+            raise ValueError(INLINE_REFUSED)
+        if self.env is not None and not _ENV_NAME.match(self.env):
+            raise ValueError(f"{self.env!r} is not an environment variable name")
+        if self.file is not None and not str(self.file).strip():
+            raise ValueError("file: give a path")
         return self
 
     def describe(self) -> str:
@@ -100,6 +286,19 @@ class SecretRef(_Strict):
         return "inline value"
 
     def resolve(self, base_dir: Path | None = None) -> SecretStr:
+        """The secret, checked against this kind's rules; :class:`ConfigError` otherwise
+        (naming where it comes from and what is wrong, never the secret)."""
+        secret = self._fetch(base_dir)
+        value = secret.get_secret_value()
+        if len(value) < self.min_length:
+            raise ConfigError(
+                f"{self.describe()}: the secret must be at least {self.min_length} characters"
+            )
+        if self.allowed is not None and not self.allowed[0].fullmatch(value):
+            raise ConfigError(f"{self.describe()}: the secret may only contain {self.allowed[1]}")
+        return secret
+
+    def _fetch(self, base_dir: Path | None) -> SecretStr:
         if self.value is not None:
             return self.value
         if self.env is not None:
@@ -109,13 +308,32 @@ class SecretRef(_Strict):
             return SecretStr(raw)
         assert self.file is not None
         path = self.file if self.file.is_absolute() or base_dir is None else base_dir / self.file
+        data = read_private_file(path, f"secret file {path}", MAX_SECRET_FILE, private=True)
         try:
-            raw = path.read_text(encoding="utf-8").splitlines()[0].strip()
-        except (OSError, IndexError, UnicodeDecodeError):
-            raise ConfigError(f"secret file {path} cannot be read or is empty") from None
+            lines = data.decode("utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise ConfigError(f"secret file {path} is not UTF-8 text") from None
+        raw = lines[0].strip() if lines else ""
         if not raw:
             raise ConfigError(f"secret file {path} is empty")
         return SecretStr(raw)
+
+
+class LongSecretRef(SecretRef):
+    """A secret that signs or derives something: at least 16 characters."""
+
+    min_length: ClassVar[int] = 16
+
+
+class UrlSecretRef(LongSecretRef):
+    """A secret that travels in a URL Kannel calls (and in Kannel's config, which allows no
+    quote or backslash): at least 16 characters of ``[A-Za-z0-9._~-]``, which need no
+    escaping and contain no ``%`` for Kannel to take for one of its escapes."""
+
+    allowed: ClassVar[tuple[re.Pattern[str], str] | None] = (
+        re.compile(r"[A-Za-z0-9._~-]+"),
+        "letters, digits and . _ ~ -",
+    )
 
 
 class MatrixConfig(_Strict):
@@ -137,7 +355,7 @@ class MatrixConfig(_Strict):
         description="passphrase that encrypts the crypto store's pickled keys",
         examples=[{"env": "LARMKEDJA_STORE_PASSPHRASE"}],
     )
-    device_name: str = Field("larmkedja", description="display name of the bot's device")
+    device_name: Name = Field("larmkedja", description="display name of the bot's device")
     trust_policy: Literal["all-devices", "verified-only"] = Field(
         "all-devices",
         description="which devices of room members get the room key. 'all-devices': every "
@@ -159,25 +377,54 @@ class MatrixConfig(_Strict):
         "the sender to send it again",
     )
 
+    @model_validator(mode="after")
+    def _backoff_in_order(self) -> MatrixConfig:
+        if self.backoff_initial_s > self.backoff_max_s:
+            raise ValueError("backoff_initial_s: must not be longer than backoff_max_s")
+        return self
+
+
+#: The async drivers the bot runs on, and the module each needs.
+_ASYNC_DRIVERS = {"sqlite+aiosqlite": "aiosqlite", "postgresql+asyncpg": "asyncpg"}
+
 
 class StorageConfig(_Strict):
     """Where the bot keeps its state. Relative paths are relative to the config file."""
 
     database_url: str = Field(
         "sqlite+aiosqlite:///larmkedja.db",
-        description="SQLAlchemy async URL; SQLite by default, PostgreSQL supported",
+        description="SQLAlchemy async URL; SQLite by default (sqlite+aiosqlite:///file), "
+        "PostgreSQL supported (postgresql+asyncpg://…, needs the asyncpg package)",
     )
     state_dir: Path = Field(
         Path("state"),
+        strict=False,
         description="crypto store, device credentials and cross-signing keys (keep private)",
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        try:
+            parsed = make_url(url)
+        except Exception:
+            raise ValueError(f"{_shown(url)} is not a database URL") from None
+        module = _ASYNC_DRIVERS.get(parsed.drivername)
+        if module is None:
+            raise ValueError(
+                f"{parsed.drivername!r} is not supported; use sqlite+aiosqlite:///file or "
+                "postgresql+asyncpg://user@host/db"
+            )
+        if importlib.util.find_spec(module) is None:
+            raise ValueError(f"{parsed.drivername} needs the {module} package (pip install it)")
+        return url
 
 
 class HealthcareRegionConfig(_Strict):
     """The healthcare region (sjukvårdsregion) whose alarm chain this bot runs."""
 
     id: Slug = Field(examples=["mellansverige"])
-    name: str = Field(min_length=1, examples=["Sjukvårdsregion Mellansverige"])
+    name: Name = Field(examples=["Sjukvårdsregion Mellansverige"])
     coordination_room: RoomId | None = Field(
         None,
         description="room of the preparedness coordinators",
@@ -284,7 +531,7 @@ class PartyConfig(_Strict):
     """Anyone the chain alarms: a region, the national duty officer, a blood centre."""
 
     id: Slug = Field(examples=["uppsala"])
-    name: str = Field(min_length=1, examples=["Region Uppsala"])
+    name: Name = Field(examples=["Region Uppsala"])
     language: Language = Field("sv", description="language of this party's room and messages")
     room: RoomId = Field(
         description="this party's encrypted room", examples=["!uppsala:example.org"]
@@ -331,6 +578,14 @@ class PartyConfig(_Strict):
         ],
     )
 
+    @field_validator("duty_officers", "members", "backup_contacts", "email", "sms")
+    @classmethod
+    def _each_once(cls, values: list[str], info: ValidationInfo) -> list[str]:
+        channel = {"email": "email", "sms": "sms"}.get(info.field_name or "")
+        keys = [normalize_destination(channel, v) or v for v in values] if channel else values
+        _no_duplicates(keys)
+        return values
+
 
 class RegionConfig(PartyConfig):
     """A region: a party whose duty officers can also confirm incidents and start the chain."""
@@ -363,6 +618,15 @@ _HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 HttpUrl = Annotated[str, AfterValidator(_matches(_HTTP_URL, "an http(s) URL without query"))]
 
 
+def _sender_id(value: str) -> str:
+    if re.fullmatch(r"\+?[0-9]{1,16}", value) or re.fullmatch(r"[A-Za-z0-9]{1,11}", value):
+        return value
+    raise ValueError(
+        f"{_shown(value)} is neither a number (up to 16 digits) nor a name of up to 11 "
+        "letters and digits (longer sender names are cut or refused by SMS centres)"
+    )
+
+
 class SmsGatewayConfig(_Strict):
     """One SMS gateway (Kannel's ``sendsms`` interface). Several are tried in order."""
 
@@ -370,11 +634,15 @@ class SmsGatewayConfig(_Strict):
         description="the gateway's sendsms URL, without credentials or query",
         examples=["http://127.0.0.1:13013/cgi-bin/sendsms"],
     )
-    username: str = Field(min_length=1, description="sendsms user", examples=["larmkedja"])
+    username: Annotated[str, AfterValidator(_matches(_KANNEL_WORD, "a Kannel user name"))] = Field(
+        description="sendsms user", examples=["larmkedja"]
+    )
     password: SecretRef = Field(
         description="sendsms password", examples=[{"env": "LARMKEDJA_SMS_PASSWORD"}]
     )
-    name: str = Field("", description="what logs call this gateway (default: host:port)")
+    name: Annotated[str, Field(max_length=100), AfterValidator(_printable)] = Field(
+        "", description="what logs call this gateway (default: host:port)"
+    )
 
 
 class SmsBridgeConfig(_Strict):
@@ -393,12 +661,11 @@ class SmsBridgeConfig(_Strict):
             ]
         ],
     )
-    sender_id: str = Field(
+    sender_id: Annotated[str, AfterValidator(_sender_id)] = Field(
         "larmkedja",
-        min_length=1,
-        max_length=16,
-        description="the sender number or name the gateway puts on our SMS (replies come to "
-        "the number the gateway routes to the bot)",
+        description="the sender number (up to 16 digits, + allowed) or name (up to 11 letters "
+        "and digits, the GSM limit) the gateway puts on our SMS (replies come to the number "
+        "the gateway routes to the bot)",
     )
     delivery_reports: bool = Field(
         True, description="ask the gateway for delivery reports (needs [bridges.http])"
@@ -419,9 +686,11 @@ class SmsBridgeConfig(_Strict):
 class SmtpRelayConfig(_Strict):
     """One SMTP relay (submission server); several are tried in order."""
 
-    host: str = Field(min_length=1, examples=["smtp.region.example"])
+    host: Host = Field(examples=["smtp.region.example"])
     port: int = Field(587, ge=1, le=65535)
-    username: str | None = Field(None, description="login, if the relay wants one")
+    username: Annotated[str, Field(min_length=1), AfterValidator(_printable)] | None = Field(
+        None, description="login, if the relay wants one"
+    )
     password: SecretRef | None = Field(
         None, description="the login's password", examples=[{"env": "LARMKEDJA_SMTP_PASSWORD"}]
     )
@@ -444,26 +713,28 @@ class EmailBridgeConfig(_Strict):
         description="the bot's function address: From of every alarm mail, where replies go",
         examples=["larm@larmkedja.region.example"],
     )
-    sender_name: str = Field("larmkedja", description="display name in From")
-    message_id_domain: str | None = Field(
-        None, description="domain of Message-IDs (default: the domain of 'address')"
+    sender_name: Name = Field("larmkedja", description="display name in From")
+    message_id_domain: Annotated[str, AfterValidator(_matches(_HOSTNAME, "a domain"))] | None = (
+        Field(None, description="domain of Message-IDs (default: the domain of 'address')")
     )
     relays: list[SmtpRelayConfig] = Field(
         min_length=1,
         description="outgoing relays in order of preference",
         examples=[[{"host": "smtp.region.example", "port": 587}]],
     )
-    listen_host: str = Field(
+    listen_host: Host = Field(
         "127.0.0.1",
         description="where the reply listener (SMTP) listens; the organisation's mail server "
         "relays mail for 'address' here",
     )
-    listen_port: int = Field(2525, ge=0, le=65535, description="0: any free port")
-    accept: list[str] = Field(
+    listen_port: int = Field(
+        2525, ge=1, le=65535, description="port of the reply listener; not bridges.http.port"
+    )
+    accept: list[Annotated[str, AfterValidator(_address_or_domain)]] = Field(
         default_factory=list,
         description="addresses or domains the listener takes mail for (default: 'address')",
     )
-    allowed_clients: list[str] = Field(
+    allowed_clients: list[Network] = Field(
         default_factory=list,
         description="networks that may deliver replies (default: any); e.g. the mail server",
         examples=[["127.0.0.1/32"]],
@@ -474,27 +745,44 @@ class EmailBridgeConfig(_Strict):
 class HttpConfig(_Strict):
     """The bot's HTTP endpoints: health, metrics, SMS gateway callbacks, acknowledge-by-link."""
 
-    host: str = Field("127.0.0.1", description="listen address (loopback by default)")
-    port: int = Field(8080, ge=0, le=65535, description="0: any free port")
+    host: Host = Field("127.0.0.1", description="listen address (loopback by default)")
+    port: int = Field(
+        8080,
+        ge=1,
+        le=65535,
+        description="listen port; Kannel's get-url and the reverse proxy name it",
+    )
     public_base_url: HttpUrl | None = Field(
         None,
         description="how recipients reach these endpoints (behind a reverse proxy); without "
         "it e-mail carries no acknowledge link",
         examples=["https://larmkedja.region.example"],
     )
-    gateway_secret: SecretRef | None = Field(
+    gateway_secret: UrlSecretRef | None = Field(
         None,
-        description="shared secret in the SMS gateway's callback URLs (at least 16 characters)"
-        "; needed for SMS replies and delivery reports",
+        description="shared secret in the SMS gateway's callback URLs (at least 16 "
+        "characters: letters, digits and . _ ~ -); needed for SMS replies and delivery reports",
         examples=[{"env": "LARMKEDJA_GATEWAY_SECRET"}],
     )
+
+
+def _same_interface(a: str, b: str) -> bool:
+    """Could two listeners on ``a`` and ``b`` collide on one port (same host, or any)?"""
+    wildcard = {"0.0.0.0", "::", "", "[::]"}
+    return a == b or a in wildcard or b in wildcard
+
+
+def _raise(problems: list[str]) -> None:
+    """One ValueError with a line per problem (each line names its key path)."""
+    if problems:
+        raise ValueError("\n".join(problems))
 
 
 class BridgesConfig(_Strict):
     """Channels besides Matrix: every alarm also goes out by SMS and e-mail, and a reply with
     the message's code (or the e-mail's link) acknowledges."""
 
-    secret: SecretRef = Field(
+    secret: LongSecretRef = Field(
         description="signs acknowledge links and derives reply codes (keep it private, at "
         "least 16 characters)",
         examples=[{"env": "LARMKEDJA_BRIDGE_SECRET"}],
@@ -513,10 +801,24 @@ class BridgesConfig(_Strict):
 
     @model_validator(mode="after")
     def _needs(self) -> BridgesConfig:
+        problems: list[str] = []
         if self.sms is not None and self.http.gateway_secret is None:
-            raise ValueError(
+            problems.append(
                 "bridges.http.gateway_secret: SMS replies and delivery reports need it"
             )
+        if self.backoff_initial_s > self.backoff_max_s:
+            problems.append("bridges.backoff_initial_s: must not be longer than backoff_max_s")
+        mail = self.email
+        if (
+            mail is not None
+            and mail.listen_port == self.http.port
+            and _same_interface(mail.listen_host, self.http.host)
+        ):
+            problems.append(
+                f"bridges.email.listen_port: {mail.listen_port} is also bridges.http.port; "
+                "the reply listener and the HTTP endpoints need a port each"
+            )
+        _raise(problems)
         return self
 
     def channels(self) -> tuple[str, ...]:
@@ -547,72 +849,119 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
+        problems: list[str] = []
         seen_ids: dict[str, str] = {}
         seen_rooms: dict[str, str] = {}
-        for section, parties in (("regions", self.regions), ("parties", self.parties)):
-            for i, party in enumerate(parties):
-                where = f"{section}[{i}]"
-                if party.id in seen_ids:
-                    raise ValueError(
-                        f"{where}.id: duplicate id {party.id!r} (also {seen_ids[party.id]})"
-                    )
-                seen_ids[party.id] = where
-                if party.room in seen_rooms:
-                    owner = seen_rooms[party.room]
-                    raise ValueError(
-                        f"{where}.room: room {party.room} is already the room of {owner}"
-                    )
-                seen_rooms[party.room] = where
+        for where, party in self._parties_with_paths():
+            if party.id in seen_ids:
+                problems.append(
+                    f"{where}.id: duplicate id {party.id!r} (also {seen_ids[party.id]})"
+                )
+            seen_ids.setdefault(party.id, where)
+            if party.room in seen_rooms:
+                problems.append(
+                    f"{where}.room: room {party.room} is already the room of "
+                    f"{seen_rooms[party.room]}"
+                )
+            seen_rooms.setdefault(party.room, where)
         coordination = self.healthcare_region.coordination_room
         if coordination is not None and coordination in seen_rooms:
-            raise ValueError(
+            problems.append(
                 "healthcare_region.coordination_room: must be its own room, not the room of "
                 + seen_rooms[coordination]
             )
         region_ids = {r.id for r in self.regions}
         national = [p for p in self.parties if p.kind == "national_duty_officer"]
         if len(national) > 1:
-            raise ValueError("parties: at most one national_duty_officer")
+            problems.append("parties: at most one national_duty_officer")
         blood_regions: set[str] = set()
         for i, party in enumerate(self.parties):
             if party.kind == "blood_centre":
                 if party.region is None:
-                    raise ValueError(f"parties[{i}].region: a blood centre must name its region")
-                if party.region not in region_ids:
-                    raise ValueError(f"parties[{i}].region: unknown region {party.region!r}")
-                if party.region in blood_regions:
-                    raise ValueError(
+                    problems.append(f"parties[{i}].region: a blood centre must name its region")
+                elif party.region not in region_ids:
+                    problems.append(f"parties[{i}].region: unknown region {party.region!r}")
+                elif party.region in blood_regions:
+                    problems.append(
                         f"parties[{i}].region: region {party.region!r} already has a blood centre"
                     )
-                blood_regions.add(party.region)
+                else:
+                    blood_regions.add(party.region)
             elif party.region is not None:
-                raise ValueError(f"parties[{i}].region: only a blood centre belongs to a region")
-        if self.matrix.user_id in {u for p in self.all_parties() for u in p.duty_officers}:
-            raise ValueError("matrix.user_id: the bot cannot be one of the duty officers")
-        self._check_backup_contacts()
+                problems.append(f"parties[{i}].region: only a blood centre belongs to a region")
+        problems += self._the_bot_is_nobody_else()
+        problems += self._check_backup_contacts()
+        _raise(problems)
         return self
 
-    def _check_backup_contacts(self) -> None:
+    def _parties_with_paths(self) -> list[tuple[str, PartyConfig]]:
+        return [
+            *((f"regions[{i}]", p) for i, p in enumerate(self.regions)),
+            *((f"parties[{i}]", p) for i, p in enumerate(self.parties)),
+        ]
+
+    def _the_bot_is_nobody_else(self) -> list[str]:
+        """The bot's own account, address and number are not a person's or a party's: the bot
+        would answer itself, alarm itself, or take its own mail for a reply."""
+        problems: list[str] = []
+        bot = self.matrix.user_id
+        people = [
+            (f"healthcare_region.coordinators[{j}]", u)
+            for j, u in enumerate(self.healthcare_region.coordinators)
+        ]
+        for where, party in self._parties_with_paths():
+            for key in ("duty_officers", "members", "backup_contacts"):
+                people += [(f"{where}.{key}[{j}]", u) for j, u in enumerate(getattr(party, key))]
+        problems += [
+            f"{where}: {bot} is the bot itself (matrix.user_id)"
+            for where, user in people
+            if user == bot
+        ]
+        bridges = self.bridges
+        mail = bridges.email if bridges is not None else None
+        if mail is not None:
+            own = RecipientAddresses([mail.address, *mail.accept])
+            for where, party in self._parties_with_paths():
+                problems += [
+                    f"{where}.email[{j}]: {address} is the bot's own address "
+                    "(bridges.email.address or accept): alarms would come back as replies"
+                    for j, address in enumerate(party.email)
+                    if own.covers(address)
+                ]
+        sms = bridges.sms if bridges is not None else None
+        if sms is not None:
+            own_number = normalize_destination("sms", sms.sender_id)
+            for where, party in self._parties_with_paths():
+                problems += [
+                    f"{where}.sms[{j}]: {number} is the bot's own number (bridges.sms.sender_id)"
+                    for j, number in enumerate(party.sms)
+                    if normalize_destination("sms", number) == own_number
+                ]
+        return problems
+
+    def _check_backup_contacts(self) -> list[str]:
         """A 'notify_backup' step needs someone to notify: a config error, not a silent gap."""
-        for section, parties in (("regions", self.regions), ("parties", self.parties)):
-            for i, party in enumerate(parties):
-                if party.backup_contacts:
+        problems: list[str] = []
+        for where, party in self._parties_with_paths():
+            if party.backup_contacts:
+                continue
+            own = party.escalation is not None
+            policy = self.policy_for(party)
+            for j, step in enumerate(policy.steps):
+                if step.action != "notify_backup":
                     continue
-                own = party.escalation is not None
-                policy = self.policy_for(party)
-                for j, step in enumerate(policy.steps):
-                    if step.action != "notify_backup":
-                        continue
-                    where = f"{section}[{i}]"
-                    if own:
-                        raise ValueError(
-                            f"{where}.escalation.steps[{j}].action: 'notify_backup' needs "
-                            f"{where}.backup_contacts, which is empty"
-                        )
-                    raise ValueError(
-                        f"{where}.backup_contacts: escalation.steps[{j}] is 'notify_backup', so "
-                        "this party needs backup contacts (or an escalation of its own)"
+                if own:
+                    problems.append(
+                        f"{where}.escalation.steps[{j}].action: 'notify_backup' needs "
+                        f"{where}.backup_contacts, which is empty"
                     )
+                else:
+                    problems.append(
+                        f"{where}.backup_contacts: escalation.steps[{j}] is 'notify_backup', "
+                        "so this party needs backup contacts (or an escalation of its own)"
+                    )
+                break
+        return problems
 
     # Convenience look-ups used all over the bot; cheap enough to compute on demand.
     def all_parties(self) -> list[PartyConfig]:
@@ -701,6 +1050,25 @@ class LoadedConfig:
     def path(self, p: Path) -> Path:
         return p if p.is_absolute() else (self.base_dir / p)
 
+    def secret_problems(self) -> list[str]:
+        """Every secret resolved where the bot runs, checked against its rules (length,
+        characters, a private regular file); one line per secret that fails, with its key
+        path, never the secret."""
+        problems = []
+        for key, ref in self.config.secret_refs():
+            try:
+                ref.resolve(self.base_dir)
+            except ConfigError as exc:
+                problems.append(f"{key}: {exc}")
+        return problems
+
+    def check_secrets(self) -> None:
+        """:meth:`secret_problems` as a :class:`ConfigError`: the start-up check of the bot
+        and of ``check-config`` alike."""
+        problems = self.secret_problems()
+        if problems:
+            raise ConfigError("\n".join(problems))
+
     @property
     def state_dir(self) -> Path:
         return self.path(self.config.storage.state_dir)
@@ -730,45 +1098,66 @@ def _key_path(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def _describe(error: dict[str, Any]) -> str:
+_KEYED = re.compile(r"^[a-z_]+(\[\d+\])*(\.[a-z_]+(\[\d+\])*)*: ")
+
+
+def _describe(error: dict[str, Any]) -> list[str]:
+    """One pydantic error as lines ``key.path: what is wrong``. A model's own check may report
+    several problems, one per line, each naming its key: absolute (``bridges.http.port: …``,
+    as the top-level checks do) or relative to the model (``backoff_initial_s: …``)."""
     loc = error.get("loc", ())
-    msg = str(error.get("msg", "invalid"))
+    where = _key_path(loc)
     kind = error.get("type")
     if kind == "missing":
-        return f"{_key_path(loc)}: missing required key"
+        return [f"{where}: missing required key"]
     if kind == "extra_forbidden":
-        return f"{_key_path(loc)}: unknown key"
-    msg = msg.removeprefix("Value error, ")
-    if not loc and re.match(r"^[a-z_]+(\[\d+\])?[.:]", msg):
-        return msg  # a cross-field check that already names its key path
-    if loc and msg.startswith(_key_path(loc) + "."):
-        return msg  # a check of a sub-table that names the key inside it
-    return f"{_key_path(loc)}: {msg}"
+        return [f"{where}: unknown key"]
+    msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    lines = []
+    for line in msg.split("\n"):
+        if _KEYED.match(line) and (not loc or line.startswith(where + ".")):
+            lines.append(line)  # names its key path from the top
+        elif loc and _KEYED.match(line):
+            lines.append(f"{where}.{line}")  # names a key of the model that checked it
+        else:
+            lines.append(f"{where}: {line}")
+    return lines
 
 
-def parse_config(data: dict[str, Any]) -> Config:
-    """Validate a parsed TOML document; raise :class:`ConfigError` with one line per problem."""
+def parse_config(data: dict[str, Any], *, from_file: bool = False) -> Config:
+    """Validate a parsed TOML document; raise :class:`ConfigError` with one line per problem.
+
+    ``from_file``: the document is a config file, which may not carry inline secrets (a
+    config built in code by a test may)."""
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(data, context={"from_file": from_file})
     except ValidationError as exc:
-        lines = [_describe(e) for e in exc.errors(include_input=False, include_url=False)]
+        lines = [
+            line
+            for e in exc.errors(include_input=False, include_url=False)
+            for line in _describe(e)
+        ]
         raise ConfigError("\n".join(lines)) from None
+    except (RecursionError, MemoryError):
+        raise ConfigError("the config is nested too deeply or too large to check") from None
 
 
 def load_config(path: Path | str) -> LoadedConfig:
-    """Read and validate a config file; every failure is a :class:`ConfigError`."""
+    """Read and validate a config file; every failure is a :class:`ConfigError` whose lines
+    name the key path (or the file) and what is wrong, never a traceback."""
     path = Path(path)
+    raw = read_private_file(path, "the config file", MAX_CONFIG_FILE, private=False)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+        raise ConfigError("the config file is not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return LoadedConfig(parse_config(data), path.resolve().parent)
+        raise ConfigError(f"not valid TOML: {exc}") from None
+    except (RecursionError, MemoryError):
+        raise ConfigError("not usable TOML: nested too deeply") from None
+    return LoadedConfig(parse_config(data, from_file=True), path.resolve().parent)
 
 
 def redacted_dump(config: Config) -> dict[str, Any]:

@@ -176,9 +176,9 @@ def _nested(prefix: str, model: type[BaseModel]) -> list[str]:
     lines = ["", *_comment(model.__doc__), f"[{prefix}]"]
     later: list[str] = []
     for name, info in model.model_fields.items():
-        sub = _model_of(info) if info.annotation is not SecretRef else None
+        sub = _model_of(info)
         items = _list_model_of(info)
-        if sub is not None and sub is not SecretRef and not items:
+        if sub is not None and not issubclass(sub, SecretRef) and not items:
             later += _nested(f"{prefix}.{name}", sub)
         elif items is not None and info.examples:
             for example in info.examples[0]:

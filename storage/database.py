@@ -45,7 +45,9 @@ def alembic_config(connection: Connection | None = None) -> AlembicConfig:
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: AsyncEngine = create_async_engine(url)
+        # hide_parameters: a database error's text (logged, or kept as a row's last_error)
+        # names the statement, never its values (command bodies, texts, codes, numbers).
+        self.engine: AsyncEngine = create_async_engine(url, hide_parameters=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)

@@ -62,6 +62,7 @@ MO_LINE_LIMIT = 255
 _CONFIG = "kannel.conf"
 _FIFO = "mo.fifo"
 _MT_LOG = "fakesmsc.log"
+_STORE = "kannel.store"
 _POLL = 0.02
 _NAMES = ("bearerbox", "smsbox", "fakesmsc")
 _PLACEHOLDER = re.compile(r"@[A-Z_]+@")
@@ -252,7 +253,8 @@ class CallbackRecorder:
 
     Everything that arrives goes through :func:`parse_mo` / :func:`parse_dlr`, the same parsers
     the bot uses, and is kept in :attr:`inbound`, :attr:`reports` and :attr:`rejected`. It
-    answers 200 to what parses (Kannel drops an MO on any other answer) and 400 to the rest.
+    answers 200 to what parses and 400 to the rest, as the bot does (Kannel tries any answer
+    but 200/202 again, every ``http_retry_delay`` seconds).
     """
 
     def __init__(self) -> None:
@@ -374,6 +376,11 @@ class ThrowawayKannel:
 
     Without ``workdir`` the gateway lives in a temporary directory removed by :meth:`aclose`;
     with one, its config and logs stay there for reading after a failed test.
+
+    The callbacks are retried as in production (``deploy/kannel/README.md``): an MO or DLR the
+    MO URL does not answer 200/202 is tried again every ``http_retry_delay`` seconds, up to
+    ``http_retries`` times, each attempt given ``http_timeout`` seconds; bearerbox keeps what
+    it holds in a store file (:attr:`store_file`) across restarts.
     """
 
     def __init__(
@@ -388,6 +395,9 @@ class ThrowawayKannel:
         reject_regex: str = r"^[+]?46700000",
         queue_while_smsc_down: bool = True,
         max_parts: int = 10,
+        http_retries: int = 17_280,
+        http_retry_delay: int = 5,
+        http_timeout: int = 30,
         template: Path | None = None,
         binaries: KannelBinaries | None = None,
         startup_timeout: float = 15.0,
@@ -402,6 +412,16 @@ class ThrowawayKannel:
         self._reject_regex = reject_regex
         self._queue_limit = -1 if queue_while_smsc_down else 0
         self._max_parts = max_parts
+        for name, value in (
+            ("http_retries", http_retries),
+            ("http_retry_delay", http_retry_delay),
+            ("http_timeout", http_timeout),
+        ):
+            if not isinstance(value, int) or value < (0 if name == "http_retries" else 1):
+                raise ValueError(f"{name} must be a whole number of at least 1 (retries: 0)")
+        self._http_retries = http_retries
+        self._http_retry_delay = http_retry_delay
+        self._http_timeout = http_timeout
         self._template = template or DEFAULT_TEMPLATE
         self._binaries = binaries or KannelBinaries.from_env()
         self._startup_timeout = startup_timeout
@@ -626,6 +646,9 @@ class ThrowawayKannel:
             "REJECT_REGEX": self._reject_regex,
             "OUTGOING_QUEUE_LIMIT": str(self._queue_limit),
             "MAX_PARTS": str(self._max_parts),
+            "HTTP_RETRIES": str(self._http_retries),
+            "HTTP_RETRY_DELAY": str(self._http_retry_delay),
+            "HTTP_TIMEOUT": str(self._http_timeout),
             "MO_URL": self.mo_url,
         }
         for key, value in values.items():
@@ -766,6 +789,24 @@ class ThrowawayKannel:
         return self.workdir / _MT_LOG
 
     @property
+    def store_file(self) -> Path:
+        """bearerbox's store (``store-type = file``): messages it holds, kept across restarts."""
+        return self.workdir / _STORE
+
+    def log_files(self) -> list[Path]:
+        """Every log the gateway's own processes wrote: bearerbox's and smsbox's log files,
+        access log and console output. Not fakesmsc.log: that is the handset side (what the
+        test SMSC received), which has every text by design."""
+        return sorted(
+            p
+            for p in self.workdir.iterdir()
+            if p.is_file()
+            and p.name != _MT_LOG
+            and p.name.startswith(("bearerbox", "smsbox"))
+            and p.suffix in (".log", ".stderr")
+        )
+
+    @property
     def pids(self) -> dict[str, int]:
         """PIDs of the running processes, by name (for tests that check nothing is left)."""
         return {n: p.pid for n, p in self._procs.items() if p.returncode is None}
@@ -899,6 +940,28 @@ class ThrowawayKannel:
             time.monotonic() + self._startup_timeout,
             "the fake SMSC",
         )
+
+    async def kill_smsbox(self) -> None:
+        """smsbox dies (SIGKILL): bearerbox keeps inbound SMS in its queue and store file
+        until an smsbox connects again (:meth:`start_smsbox`); sendsms refuses connections.
+        What smsbox held for a retry is lost with it."""
+        proc = self._procs.pop("smsbox", None)
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        await self._wait(
+            "smsbox:.*on-line", time.monotonic() + 5, "smsbox to go offline", absent=True
+        )
+
+    async def start_smsbox(self) -> None:
+        """A new smsbox after :meth:`kill_smsbox`; returns once it is connected."""
+        if self._alive("smsbox"):
+            return
+        deadline = time.monotonic() + self._startup_timeout
+        await self._spawn_box("smsbox", self._binaries.smsbox)
+        await self._wait_sendsms(deadline)
+        await self._wait("smsbox:.*on-line", deadline, "the smsbox connection", expect=_NAMES)
 
     async def stop_bearerbox_and_smsbox(self) -> None:
         """A gateway outage: smsbox and bearerbox die (SIGKILL, like a crash), and fakesmsc

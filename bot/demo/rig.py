@@ -80,24 +80,34 @@ class BridgeRig:
         digits = number.lstrip("+")
         return next((p for p, n in self._numbers.items() if n.lstrip("+") == digits), None)
 
+    def secret_file(self, name: str, value: str) -> dict[str, str]:
+        """``{ file = … }`` for the config: the secret in a private file of the rig (a config
+        file may not carry a secret itself)."""
+        folder = self.workdir / "secrets"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = folder / name
+        path.write_text(value + "\n", encoding="utf-8")
+        path.chmod(0o600)
+        return {"file": str(path)}
+
     def bridges_table(self, **overrides: Any) -> dict[str, Any]:
-        """The ``[bridges]`` table for the bot's config (secrets inline: a throwaway setup)."""
+        """The ``[bridges]`` table for the bot's config, its secrets in files of the rig."""
         table: dict[str, Any] = {
-            "secret": {"value": self.bridge_secret},
+            "secret": self.secret_file("bridge-secret", self.bridge_secret),
             "backoff_initial_s": 0.5,
             "backoff_max_s": 2.0,
             "http": {
                 "host": "127.0.0.1",
                 "port": self.http_port,
                 "public_base_url": f"http://127.0.0.1:{self.http_port}",
-                "gateway_secret": {"value": self.gateway_secret},
+                "gateway_secret": self.secret_file("gateway-secret", self.gateway_secret),
             },
             "sms": {
                 "gateways": [
                     {
                         "url": self.kannel.sendsms_url,
                         "username": self.kannel.username,
-                        "password": {"value": self.kannel.password},
+                        "password": self.secret_file("kannel-password", self.kannel.password),
                         "name": "kannel",
                     }
                 ],

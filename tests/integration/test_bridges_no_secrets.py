@@ -14,10 +14,16 @@ scenario that walks the failure paths where secrets like to slip into text:
   alarm (link and all).
 
 The secrets: both Kannel passwords, both SMTP passwords (also as AUTH would encode them), the
-gateway secret, the bridge secret, the bot's Matrix password, every link token issued (the
-four-digit codes are too short to search for), and the forged callback secret. None may
-appear in a log record (message and traceback), the process's stdout/stderr, an outbox row's
-``last_error`` or an audit entry. The HTTP access log names routes, never paths or queries.
+gateway secret, the bridge secret, the bot's Matrix password, every link token issued, and the
+forged callback secret. None may appear in a log record (message and traceback), the
+process's stdout/stderr, an outbox row's ``last_error``, an audit entry, or any of Kannel's
+own logs (which must not have the SMS texts, their codes or the numbers either). The HTTP
+access log names routes, never paths or queries.
+
+The same scenario then runs against the bot as a real process with ``log_level = "DEBUG"``,
+its output written through ``bot.log_safety`` as an operator's journal would get it: besides
+the secrets, no reply code, no link token, no unmasked phone number, no command body typed in
+a room and no text of an SMS or e-mail (alarm or reply) may appear in any line of it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -42,9 +49,10 @@ from yarl import URL
 from bot.demo.mailsink import MailSink, SinkMail
 from bot.demo.rig import SHORT_NUMBER, BridgeRig
 from bot.demo.script import board_saying, say
+from bot.demo.world import World
 from bot.http.app import build_app, serve
 from bridges.sms.kannel import InboundSms
-from tests.integration.botctl import bot_in_process
+from tests.integration.botctl import BotProcess, bot_in_process
 from tests.integration.conftest import WorldFactory
 from tests.integration.escalation_support import BotDatabase
 
@@ -129,28 +137,59 @@ def auth_forms(user: str, password: str) -> set[str]:
     return {base64.b64encode(f"\0{user}\0{password}".encode()).decode()}
 
 
-async def test_no_secret_in_any_log_line_error_or_record(
-    make_world: WorldFactory, rig: BridgeRig, capfd: pytest.CaptureFixture[str]
-) -> None:
+@dataclass
+class Hostile:
+    """A world whose first SMS gateway and first SMTP relay have wrong passwords."""
+
+    world: World
+    wrong_kannel: str
+    wrong_smtp: str
+    forged_gateway_secret: str
+    matrix_password: str
+
+
+def secret_file(world: World, name: str, value: str) -> dict[str, str]:
+    path = world.workdir / name
+    path.write_text(value + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return {"file": str(path)}
+
+
+async def hostile_world(make_world: WorldFactory, rig: BridgeRig) -> Hostile:
     wrong_kannel = "wrong-" + secrets.token_urlsafe(14)
     wrong_smtp = "wrong-smtp-" + secrets.token_urlsafe(14)
-    forged_gateway_secret = "forged-" + secrets.token_urlsafe(20)
     smtp_password: str = rig.smtp_password  # type: ignore[attr-defined]
     world = await make_world(rig=rig, regions=FOUR)
     bridges = world.config["bridges"]
     right = dict(bridges["sms"]["gateways"][0], name="backup")
     bridges["sms"]["gateways"] = [
-        dict(right, password={"value": wrong_kannel}, name="primary"),
+        dict(right, password=secret_file(world, "wrong-kannel", wrong_kannel), name="primary"),
         right,
     ]
     relay = {"host": "127.0.0.1", "port": rig.mail.port, "starttls": False}
     bridges["email"]["relays"] = [
-        dict(relay, username=SMTP_USER, password={"value": wrong_smtp}),
-        dict(relay, username=SMTP_USER, password={"value": smtp_password}),
+        dict(relay, username=SMTP_USER, password=secret_file(world, "wrong-smtp", wrong_smtp)),
+        dict(relay, username=SMTP_USER, password=secret_file(world, "smtp", smtp_password)),
     ]
     world.config["log_level"] = "DEBUG"
     world.write_config()
-    matrix_password = (world.workdir / "bot-password").read_text(encoding="utf-8").strip()
+    return Hostile(
+        world,
+        wrong_kannel,
+        wrong_smtp,
+        "forged-" + secrets.token_urlsafe(20),
+        (world.workdir / "bot-password").read_text(encoding="utf-8").strip(),
+    )
+
+
+async def test_no_secret_in_any_log_line_error_or_record(
+    make_world: WorldFactory, rig: BridgeRig, capfd: pytest.CaptureFixture[str]
+) -> None:
+    hostile = await hostile_world(make_world, rig)
+    world = hostile.world
+    wrong_kannel, wrong_smtp = hostile.wrong_kannel, hostile.wrong_smtp
+    forged_gateway_secret = hostile.forged_gateway_secret
+    matrix_password = hostile.matrix_password
 
     db = BotDatabase(world)
     try:
@@ -163,21 +202,13 @@ async def test_no_secret_in_any_log_line_error_or_record(
             await asyncio.sleep(0.1)  # the shutdown's last words
         out, err = capfd.readouterr()
 
-        secret_forms: dict[str, set[str]] = {
-            "Kannel password": forms(rig.kannel.password),
-            "wrong Kannel password": forms(wrong_kannel),
-            "SMTP password": forms(smtp_password) | auth_forms(SMTP_USER, smtp_password),
-            "wrong SMTP password": forms(wrong_smtp) | auth_forms(SMTP_USER, wrong_smtp),
-            "gateway secret": forms(rig.gateway_secret),
-            "forged gateway secret": forms(forged_gateway_secret),
-            "bridge secret": forms(rig.bridge_secret),
-            "Matrix password": forms(matrix_password),
-        }
-        for index, token in enumerate(tokens):
-            secret_forms[f"link token {index}"] = {token} | windows(token.rpartition(".")[2])
+        secret_forms = all_secret_forms(
+            rig, tokens, wrong_kannel, wrong_smtp, forged_gateway_secret, matrix_password
+        )
 
         texts: list[tuple[str, str]] = [(f"log {name}", text) for name, text in log.lines]
         texts += [("stdout", out), ("stderr", err)]
+        texts += kannel_logs(rig)
         for row in await db.outbox_rows():
             texts.append((f"outbox {row.idempotency_key} last_error", row.last_error or ""))
         for entry in await db.audit():
@@ -194,6 +225,7 @@ async def test_no_secret_in_any_log_line_error_or_record(
             if any(v in text for v in variants)
         ]
         assert not leaks, "\n".join(f"{w} in {p}: {t!r}" for w, p, t in leaks[:20])
+        assert_no_content_in_kannel_logs(rig, world)
 
         # The failure paths were really taken (and logged without their secrets).
         messages = "\n".join(text for _name, text in log.lines)
@@ -228,6 +260,55 @@ async def test_no_secret_in_any_log_line_error_or_record(
         assert await db.verify_audit_chain() is None
     finally:
         await db.close()
+
+
+def all_secret_forms(
+    rig: BridgeRig,
+    tokens: list[str],
+    wrong_kannel: str,
+    wrong_smtp: str,
+    forged: str,
+    matrix_password: str,
+) -> dict[str, set[str]]:
+    smtp_password: str = rig.smtp_password  # type: ignore[attr-defined]
+    secret_forms: dict[str, set[str]] = {
+        "Kannel password": forms(rig.kannel.password),
+        "wrong Kannel password": forms(wrong_kannel),
+        "SMTP password": forms(smtp_password) | auth_forms(SMTP_USER, smtp_password),
+        "wrong SMTP password": forms(wrong_smtp) | auth_forms(SMTP_USER, wrong_smtp),
+        "gateway secret": forms(rig.gateway_secret),
+        "forged gateway secret": forms(forged),
+        "bridge secret": forms(rig.bridge_secret),
+        "Matrix password": forms(matrix_password),
+    }
+    for index, token in enumerate(tokens):
+        secret_forms[f"link token {index}"] = {token} | windows(token.rpartition(".")[2])
+    return secret_forms
+
+
+def kannel_logs(rig: BridgeRig) -> list[tuple[str, str]]:
+    """Kannel's own logs (bearerbox, smsbox, access log, console), not the fake handset's."""
+    found = [
+        (f"kannel {p.name}", p.read_text(encoding="utf-8", errors="replace"))
+        for p in rig.kannel.log_files()
+    ]
+    assert {"kannel bearerbox.log", "kannel smsbox.log", "kannel bearerbox-access.log"} <= {
+        name for name, _ in found
+    }, found
+    return found
+
+
+def assert_no_content_in_kannel_logs(rig: BridgeRig, world: Any) -> None:
+    """The production log settings keep texts (with their codes) and numbers out of Kannel's
+    logs too; the access log still records each SMS and delivery report."""
+    numbers = {rig.number(p).lstrip("+") for p in ALARMED}
+    for name, text in kannel_logs(rig):
+        assert "KVITTERA" not in text, (name, text[-2000:])
+        assert "MASSKADELARM" not in text, name
+        assert not [n for n in numbers if n in text], name
+    access = (rig.kannel.workdir / "bearerbox-access.log").read_text(encoding="utf-8")
+    assert access.count("Sent SMS") >= len(ALARMED), access
+    assert "Receive DLR" in access, access
 
 
 async def scenario(
@@ -343,3 +424,77 @@ async def test_a_long_genuine_mo_is_taken_and_logged_by_route() -> None:
     assert not [t for _n, t in log.lines if "Unhandled exception" in t]
     assert any("/sms/inbound 200" in line for line in log.access), log.access
     assert not [t for _n, t in log.lines if secret in t]
+
+
+# -- the running bot at DEBUG: what an operator's log gets ------------------------------------
+
+#: Text that only a logged message body would bring: the command typed in a room, the alarm
+#: (SMS, e-mail, board), the replies and the bot's answers to them.
+#: The bot's last start-up line, before any command is handled.
+STARTED = "room keys shared ahead of need"
+CONTENT = ("Tågurspårning", "!händelse", "!larma", "KVITTERA", "MASSKADELARM", "Kvitterat")
+
+
+def codes_sent(rig: BridgeRig) -> set[str]:
+    """Every reply code the bot sent, by SMS (4 digits) or e-mail (6 digits)."""
+    found = {m.group(1) for sms in rig.kannel.sent_messages() for m in SMS_CODE.finditer(sms.text)}
+    for mail in rig.mail.received:
+        found |= {m.group(1) for m in MAIL_CODE.finditer(mail.text)}
+    return found
+
+
+async def test_debug_log_of_the_running_bot_has_no_secret_code_token_number_or_content(
+    make_world: WorldFactory, rig: BridgeRig
+) -> None:
+    hostile = await hostile_world(make_world, rig)
+    world = hostile.world
+    db = BotDatabase(world)
+    bot = BotProcess(world.config_path)
+    try:
+        await bot.start()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            tokens = await scenario(world, rig, http, db, hostile.forged_gateway_secret)
+        assert await bot.stop() == 0, bot.log()[-3000:]
+        text = bot.log()
+        lines = text.splitlines()
+        assert " DEBUG apscheduler.scheduler: " in text, "the bot did not log at DEBUG"
+
+        findings: list[str] = []
+        secret_forms = all_secret_forms(
+            rig,
+            tokens,
+            hostile.wrong_kannel,
+            hostile.wrong_smtp,
+            hostile.forged_gateway_secret,
+            hostile.matrix_password,
+        )
+        for what, variants in secret_forms.items():
+            findings += [f"{what}: {line}" for line in lines if any(v in line for v in variants)]
+        codes = codes_sent(rig)
+        assert len(codes) >= 2 * len(ALARMED), codes  # an SMS and a mail code each, at least
+        # A code exists only once the alarm is sent; before that a 4-digit run is something
+        # else (alembic's revision "0003" once matched a code). Start-up ends with the keys.
+        started = next(i for i, line in enumerate(lines) if STARTED in line)
+        for code in codes:
+            bare = re.compile(rf"(?<![\w.:,…-]){code}(?![\w:,-])")
+            findings += [
+                f"reply code {code}: {line}" for line in lines[started:] if bare.search(line)
+            ]
+        numbers = {rig.number(p) for p in ALARMED} | {"+46709990001", "+46709990002"}
+        for number in numbers:
+            national = number.lstrip("+")[2:]  # 70…, as a number may also be written
+            findings += [f"number {number}: {line}" for line in lines if national in line]
+        for marker in CONTENT:
+            findings += [f"content {marker!r}: {line}" for line in lines if marker in line]
+        assert not findings, "\n".join(f[:300] for f in findings[:30])
+
+        # The log still says what happened: the SMS by its masked number, the callbacks by
+        # route, the refused ones too.
+        assert re.search(r"SMS \S+ to (…|\*\*\*)\d{4} via backup: accepted", text), "no SMS line"
+        assert "GET /sms/inbound 403" in text
+        assert "GET /sms/inbound 200" in text
+        print(f"\n{len(lines)} lines of the bot's DEBUG log searched; {len(codes)} codes")
+        assert await db.verify_audit_chain() is None
+    finally:
+        await bot.stop()
+        await db.close()
