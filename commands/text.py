@@ -7,17 +7,9 @@ enumerated words (readiness levels), never to free text, which is kept as typed.
 
 from __future__ import annotations
 
-import unicodedata
+from bot.domain.words import fold
 
-# Letters that do not decompose into a base letter and a combining mark.
-_NO_DECOMPOSITION = str.maketrans({"ø": "o", "æ": "ae", "ß": "ss", "đ": "d", "ł": "l"})
-
-
-def fold(word: str) -> str:
-    """Case- and diacritic-insensitive form: ``Förstärkningsläge`` → ``forstarkningslage``."""
-    lowered = word.casefold().translate(_NO_DECOMPOSITION)
-    decomposed = unicodedata.normalize("NFKD", lowered)
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+__all__ = ["fold", "split_command", "strip_reply_fallback"]
 
 
 def strip_reply_fallback(body: str) -> str:

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from bot.domain import ChainParty, Incident, IncidentState
 from commands.render.escalation import render_party_escalation
+from commands.render.situation import render_board_situation
 from commands.render.voice import Voice
 
 _NEXT_KEYS = {
@@ -133,11 +134,19 @@ def _closing_lines(incident: Incident, voice: Voice) -> str:
     return voice.lines(*parts)
 
 
-def render_board(incident: Incident, voice: Voice, *, now: datetime, alarm_command: str) -> str:
+def render_board(
+    incident: Incident,
+    voice: Voice,
+    *,
+    now: datetime,
+    alarm_command: str,
+    situation_command: str | None = None,
+) -> str:
     """The whole board of ``incident`` in ``voice``'s language, as of ``now``.
 
     ``alarm_command`` is the alarm command's name in this room (shown while the chain has not
-    started), passed in because the board knows nothing of the command registry.
+    started), passed in because the board knows nothing of the command registry; so is
+    ``situation_command``, named next to the current situation report's version and time.
     """
     header = voice.text(
         "board.header",
@@ -151,5 +160,10 @@ def render_board(incident: Incident, voice: Voice, *, now: datetime, alarm_comma
         if incident.chain is not None
         else ""
     )
-    top = voice.lines(header, headline, _state_lines(incident, voice, now, alarm_command))
+    top = voice.lines(
+        header,
+        headline,
+        _state_lines(incident, voice, now, alarm_command),
+        render_board_situation(incident, voice, situation_command),
+    )
     return "\n\n".join(p for p in (top, parties, _closing_lines(incident, voice)) if p)
