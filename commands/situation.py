@@ -51,11 +51,15 @@ def situation_outcome(
     incident: Incident,
     version: SituationReportVersion,
     catalog: Catalog,
+    *,
+    coordination: bool = True,
 ) -> Outcome:
     """A version to everyone alarmed: the whole text (changes marked) in each party's room and
-    to its function addresses, a short notice to its numbers, and the coordination room's copy.
+    to its function addresses, a short notice to its numbers, and (``coordination``) the
+    coordination room's copy.
 
-    Nothing for parties before the chain has started: the alarm carries the current version.
+    Nothing for parties before the chain has started: the alarm carries the current version
+    (without a second copy for the coordination room, which had it when it was written).
     """
     report = incident.situation_report
     assert report is not None
@@ -96,12 +100,12 @@ def situation_outcome(
                 incident_id=incident.id,
                 purpose=PURPOSE,
             )
-    coordination = ctx.config.healthcare_region.coordination_room
-    if coordination is not None:
-        voice = Voice(catalog, ctx.config.room_language(coordination), home_server(ctx))
+    room = ctx.config.healthcare_region.coordination_room
+    if coordination and room is not None:
+        voice = Voice(catalog, ctx.config.room_language(room), home_server(ctx))
         outcome.posts.append(
             Post(
-                room_id=coordination,
+                room_id=room,
                 body=render_situation(incident, template, version, voice),
                 key=f"sitrep:coordination:v{n}",
                 purpose=PURPOSE,

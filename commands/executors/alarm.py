@@ -86,7 +86,11 @@ async def execute_alarm(call: Call, ctx: CommandContext) -> Outcome:
     deliveries = alarm_deliveries(incident, started.parties, call, ctx)
     # A situation report written before the alarm follows it to every party.
     situation = incident.situation
-    carried = situation_outcome(ctx, incident, situation, call.catalog) if situation else None
+    carried = (
+        situation_outcome(ctx, incident, situation, call.catalog, coordination=False)
+        if situation is not None
+        else None
+    )
     counts = {c: sum(1 for d in deliveries if d.channel == c) for c in ("sms", "email")}
     posts.append(
         reply(

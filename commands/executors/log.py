@@ -56,6 +56,12 @@ async def _incident(call: Call, ctx: CommandContext, voice: Voice) -> Incident |
         )
     candidates = await _candidates(call, ctx)
     if not candidates:
+        # Lessons come after the stand-down too: the room's newest incident, if it is over.
+        party = ctx.config.party_for_room(call.room_id)
+        region = ctx.config.region(party.id) if party is not None else None
+        latest = await ctx.incidents.latest(region.id if region is not None else None)
+        if latest is not None and _concerns(ctx.config, latest, call.sender):
+            return latest
         return rejected(call, voice.text("logbook.nothing_open"), "no_open_incident")
     if len(candidates) > 1:
         ids = [i.id for i in candidates]

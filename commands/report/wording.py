@@ -54,8 +54,8 @@ def transport_name(channel: str | None, voice: Voice) -> str:
 
 
 def party_name(timeline: Timeline, party_id: str | None, voice: Voice) -> str:
-    if party_id is None:
-        return voice.text("report.nobody")
+    if party_id is None:  # the coordination room (a copy, a log entry written there)
+        return voice.text("report.coordination")
     chain = timeline.incident.chain
     member: ChainParty | None = chain.party(party_id) if chain is not None else None
     if member is not None:
@@ -73,6 +73,13 @@ def duration(delta: timedelta | None, voice: Voice) -> str:
     if seconds < 3600:
         return voice.text("report.duration", minutes=seconds // 60, seconds=seconds % 60)
     return voice.duration(delta)
+
+
+def _destination(event: Event) -> str:
+    """`` ***4567``: the number (masked) or address a message went to, with its leading space;
+    nothing for a room, which is named by its party."""
+    destination = str(event.data.get("destination") or "")
+    return "" if event.channel == "matrix" or not destination else " " + destination
 
 
 def _pledge(event: Event, voice: Voice) -> str:
@@ -101,18 +108,16 @@ def describe(event: Event, timeline: Timeline, voice: Voice) -> str:
             key,
             party=party,
             channel=transport_name(event.channel, voice),
-            destination=data.get("destination") or "",
+            destination=_destination(event),
         )
     if kind == Kind.DELIVERED:
-        return voice.text(
-            "report.event.delivered", party=party, destination=data.get("destination") or ""
-        )
+        return voice.text("report.event.delivered", party=party, destination=_destination(event))
     if kind in _PROBLEM_KEYS:
         return voice.text(
             _PROBLEM_KEYS[kind],
             party=party,
             channel=transport_name(event.channel, voice),
-            destination=data.get("destination") or "",
+            destination=_destination(event),
             reason=data.get("reason") or "",
         )
     if kind == Kind.FALLBACK:
