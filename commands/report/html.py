@@ -27,9 +27,10 @@ _STAMP = "%Y-%m-%d %H:%M:%S"
 _CLOCK = "%H:%M:%S"
 _CHANNELS = ("matrix", "sms", "email")
 _PROBLEMS = (Kind.RETRY, Kind.FAILED, Kind.UNDELIVERED, Kind.CANCELLED, Kind.FALLBACK)
+# Words, not the chat's emoji: a printer or a machine without an emoji font shows those as boxes.
 _MARK_KEYS = {
-    ChangeKind.ADDED: "sitrep.mark.added",
-    ChangeKind.CHANGED: "sitrep.mark.changed",
+    ChangeKind.ADDED: "report.html.mark.added",
+    ChangeKind.CHANGED: "report.html.mark.changed",
 }
 
 _STYLE = (
@@ -46,6 +47,8 @@ _STYLE = (
     "th{background:#eee}td.num{text-align:right;white-space:nowrap}td.time{white-space:nowrap}"
     "tr.problem td{background:#fff3cd}tr.missing td{background:#f8d7da}"
     ".short{color:#a00;font-weight:600}.changed{font-weight:600}"
+    ".mark{font-size:.75rem;font-weight:400;border:1px solid #777;border-radius:.2rem;"
+    "padding:0 .2rem}"
     "footer{margin-top:2rem;font-size:.8rem;color:#555;word-break:break-all}"
     "@media print{body{margin:0;max-width:none;font-size:10pt}"
     "h2{break-after:avoid}tr,li,dl{break-inside:avoid}thead{display:table-header-group}"
@@ -206,7 +209,11 @@ class _Page:
                         cleared = self.say("report.html.cleared", before=change.before or "")
                         items.append(f'<dt class="changed">{name}</dt><dd>{cleared}</dd>')
                     continue
-                mark = self.say(_MARK_KEYS[change.kind]) if change is not None else ""
+                mark = (
+                    f' <span class="mark">{self.say(_MARK_KEYS[change.kind])}</span>'
+                    if change is not None
+                    else ""
+                )
                 term = '<dt class="changed">' if change is not None else "<dt>"
                 items.append(f"{term}{name}{mark}</dt><dd>{_e(value)}</dd>")
             out.append(f'<h3>{title}</h3><dl class="facts">{"".join(items)}</dl>')
