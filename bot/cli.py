@@ -1,4 +1,4 @@
-"""The ``larmkedja`` command: run, demo, check-config, sample-config.
+"""The ``larmkedja`` command: run, demo, check-config, sample-config, report, audit verify.
 
 Errors an operator can fix (a bad config, a refused start) are one short line on stderr and a
 non-zero exit, never a traceback and never a secret.
@@ -16,6 +16,8 @@ from bot.config import ConfigError, load_config
 
 EXIT_CONFIG = 2
 EXIT_REFUSED = 3
+EXIT_NOT_FOUND = 4  # report: no such incident
+EXIT_BROKEN = 5  # audit verify: the chain or an anchor does not hold
 
 
 def _check_config(path: str) -> int:
@@ -63,6 +65,175 @@ async def _run(path: str) -> int:
     return 1 if app.failure is not None else 0
 
 
+def _load_or_complain(path: str):  # type: ignore[no-untyped-def]
+    """The config, or None after printing its problems (one line each, with the key path)."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"{path}: {line}", file=sys.stderr)
+        return None
+
+
+def _database(loaded):  # type: ignore[no-untyped-def]
+    """The bot's database for reading, or None if a SQLite file is not there (never create
+    one: a report of an empty new database would claim nothing happened)."""
+    from storage.database import Database
+
+    url = loaded.database_url
+    prefix = "sqlite+aiosqlite:///"
+    path = url[len(prefix) :] if url.startswith(prefix) else None
+    if path is not None and path != ":memory:" and not Path(path).exists():
+        print(f"larmkedja: no database at {path}", file=sys.stderr)
+        return None
+    return Database(url)
+
+
+async def _report(
+    incident: str, config_path: str, fmt: str, lang: str | None, out: str | None
+) -> int:
+    """``larmkedja report H-7``: the after-action report from the database, like ``!rapport``
+    (without the anchor post: the command line cannot post to the room)."""
+    from bot.clock import SystemClock
+    from bot.domain import format_incident_id, parse_incident_number
+    from bot.i18n import Catalog
+    from commands.render import Voice
+    from commands.report import (
+        build_timeline,
+        render_report_csv,
+        render_report_html,
+        render_report_json,
+    )
+    from storage.history import load_history
+
+    loaded = _load_or_complain(config_path)
+    if loaded is None:
+        return EXIT_CONFIG
+    number = parse_incident_number(incident)
+    if number is None:
+        print(f"larmkedja report: {incident!r} is not an incident id like H-7", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    db = _database(loaded)
+    if db is None:
+        return EXIT_NOT_FOUND
+    try:
+        async with db.read() as session:
+            history = await load_history(session, format_incident_id(number))
+    finally:
+        await db.close()
+    if history is None:
+        print(f"larmkedja report: no incident {format_incident_id(number)}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    cfg = loaded.config
+    voice = Voice(
+        Catalog.load(),
+        lang or cfg.healthcare_region.language,
+        cfg.matrix.user_id.partition(":")[2],
+    )
+    timeline = build_timeline(history)
+    if fmt == "html":
+        text = render_report_html(timeline, voice, generated_at=SystemClock().now())
+    elif fmt == "csv":
+        text = render_report_csv(timeline, voice)
+    else:
+        text = render_report_json(timeline, voice)
+    _write_output(out, text)
+    if out not in (None, "-"):
+        print(f"larmkedja report: {history.incident.id} written to {out} ({fmt})", file=sys.stderr)
+    return 0
+
+
+def _write_output(out: str | None, text: str) -> None:
+    if out is None or out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(out).write_text(text, encoding="utf-8", newline="")
+
+
+def _read_text(name: str) -> str:
+    return Path(name).read_text(encoding="utf-8", errors="replace")
+
+
+async def _room_anchors(loaded):  # type: ignore[no-untyped-def]
+    """The anchors the bot posted in the coordination room, read from the room's history."""
+    from bot.matrix.room_history import HistoryUnavailable, read_bot_messages
+    from storage.audit_verify import find_anchors
+
+    cfg = loaded.config
+    room = cfg.healthcare_region.coordination_room
+    if room is None:
+        raise HistoryUnavailable("healthcare_region.coordination_room is not set: no anchors")
+    passphrase = (
+        cfg.matrix.store_passphrase.resolve(loaded.base_dir).get_secret_value()
+        if cfg.matrix.store_passphrase is not None
+        else ""
+    )
+    history = await read_bot_messages(
+        homeserver=cfg.matrix.homeserver,
+        user_id=cfg.matrix.user_id,
+        store_passphrase=passphrase,
+        state_dir=loaded.state_dir,
+        room_id=room,
+    )
+    anchors = [
+        a
+        for m in history.messages
+        for a in find_anchors(m.body, posted_at=m.at, event_id=m.event_id)
+    ]
+    return anchors, history.undecryptable
+
+
+async def _audit_verify(config_path: str, anchor_files: list[str], from_room: bool) -> int:
+    """``larmkedja audit verify``: the whole hash chain, and the anchors published outside it
+    (read from the coordination room with the bot's stored session, or from exported files)."""
+    from bot.matrix.room_history import HistoryUnavailable
+    from storage.audit_verify import find_anchors, verify_audit
+
+    loaded = _load_or_complain(config_path)
+    if loaded is None:
+        return EXIT_CONFIG
+    anchors = []
+    for name in anchor_files:
+        try:
+            anchors += find_anchors(_read_text(name))
+        except OSError as exc:
+            print(f"larmkedja audit verify: cannot read {name}: {exc.strerror}", file=sys.stderr)
+            return EXIT_NOT_FOUND
+    if from_room:
+        try:
+            found, undecryptable = await _room_anchors(loaded)
+        except (HistoryUnavailable, ConfigError) as exc:
+            print(f"larmkedja audit verify: {exc}", file=sys.stderr)
+            return EXIT_NOT_FOUND
+        anchors += found
+        room = loaded.config.healthcare_region.coordination_room
+        print(f"anchors in {room}: {len(found)} (undecryptable bot messages: {undecryptable})")
+    db = _database(loaded)
+    if db is None:
+        return EXIT_NOT_FOUND
+    try:
+        async with db.read() as session:
+            result = await verify_audit(session, anchors)
+    finally:
+        await db.close()
+    head = result.head
+    print(
+        f"audit log: {result.entries} entries"
+        + (f", head {head.seq} sha256 {head.hash}" if head is not None else "")
+    )
+    if result.first_break is None:
+        print("hash chain: intact")
+    else:
+        b = result.first_break
+        print(f"hash chain: BROKEN at entry {b.seq} ({b.kind}): {b.explanation}")
+    if result.anchors_checked:
+        print(f"anchors: {result.anchors_checked} checked, {result.anchors_matching} match")
+    if result.anchor_break is not None:
+        b = result.anchor_break
+        print(f"anchors: BROKEN at entry {b.seq} ({b.kind}): {b.explanation}")
+    return 0 if result.ok else EXIT_BROKEN
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="larmkedja", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +244,30 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a config file without starting")
     check.add_argument("file")
     sub.add_parser("sample-config", help="print a sample config generated from the model")
+    report = sub.add_parser("report", help="after-action report of an incident (like !rapport)")
+    report.add_argument("incident", help="incident id, e.g. H-7")
+    report.add_argument("--config", required=True, help="TOML config file")
+    report.add_argument("--format", choices=("html", "csv", "json"), default="html")
+    report.add_argument("--lang", choices=("sv", "nb", "en"), help="default: the config's")
+    report.add_argument("--output", "-o", help="file to write (default: standard output)")
+    audit_cmd = sub.add_parser("audit", help="the hash-chained audit log")
+    audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser(
+        "verify", help="check the whole hash chain and the anchors published outside it"
+    )
+    verify.add_argument("--config", required=True, help="TOML config file")
+    verify.add_argument(
+        "--anchors",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a file with anchor posts (e.g. the coordination room's exported history)",
+    )
+    verify.add_argument(
+        "--anchors-from-room",
+        action="store_true",
+        help="read the anchors from the coordination room with the bot's stored session",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "check-config":
@@ -84,6 +279,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "run":
         return asyncio.run(_run(args.config))
+    if args.command == "report":
+        return asyncio.run(
+            _report(args.incident, args.config, args.format, args.lang, args.output)
+        )
+    if args.command == "audit":
+        return asyncio.run(_audit_verify(args.config, args.anchors, args.anchors_from_room))
     if args.command == "demo":
         try:
             from bot.demo.scenario import run_demo

@@ -825,6 +825,128 @@ class BridgesConfig(_Strict):
         return tuple(c for c in ("sms", "email") if getattr(self, c) is not None)
 
 
+_FIELD_KEY = re.compile(r"^[a-z][a-z_]{0,39}$")
+_FIELD_NAME = re.compile(r"^[^\W\d_]+(?:[_\-][^\W\d_]+)*$")
+
+
+class ReportFieldConfig(_Strict):
+    """One field of the situation report's template."""
+
+    key: str = Field(
+        description="stable id of the field (lower-case letters and '_'); also accepted as "
+        "its name in '!lägesbild key=text'",
+        examples=["location"],
+    )
+    names: dict[Language, str] = Field(
+        default_factory=dict,
+        description="the field's name as shown, per language (sv, nb, en; a missing language "
+        "shows the Swedish name); may be left out only for the METHANE keys (major_incident, "
+        "location, type, hazards, access, casualties, services, note), which have names in "
+        "the message catalogue",
+        examples=[{"sv": "Plats", "nb": "Sted", "en": "Location"}],
+    )
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="other names people may type for it, in any language (letters, '-' and "
+        "'_'; case and diacritics do not matter)",
+        examples=[["plats", "sted"]],
+    )
+    required: bool = Field(
+        False,
+        description="the initial situation report must have it, and no later version may clear it",
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _key_form(cls, key: str) -> str:
+        if not _FIELD_KEY.match(key):
+            raise ValueError(f"{key!r} is not lower-case letters and '_'")
+        return key
+
+    @field_validator("aliases")
+    @classmethod
+    def _alias_form(cls, aliases: list[str]) -> list[str]:
+        for alias in aliases:
+            if not _FIELD_NAME.match(alias):
+                raise ValueError(f"{alias!r} must be letters (and '-' or '_'), without spaces")
+        return aliases
+
+    @field_validator("names")
+    @classmethod
+    def _names_given(cls, names: dict[str, str]) -> dict[str, str]:
+        for lang, name in names.items():
+            if not name.strip():
+                raise ValueError(f"the {lang} name is empty")
+        return names
+
+
+#: Keys of the built-in METHANE template, whose names are in the message catalogue.
+METHANE_KEYS = (
+    "major_incident",
+    "location",
+    "type",
+    "hazards",
+    "access",
+    "casualties",
+    "services",
+    "note",
+)
+
+
+class SituationReportConfig(_Strict):
+    """The situation report (lägesbild, '!lägesbild'): its template and limits. Without
+    'fields' the template is METHANE (Major incident, Exact location, Type, Hazards, Access,
+    Number of casualties, Emergency services, and free text; location, type and casualties
+    required in the initial report)."""
+
+    fields: list[ReportFieldConfig] | None = Field(
+        None,
+        min_length=1,
+        description="the template's fields in the order they are shown, replacing METHANE",
+        examples=[
+            [
+                {"key": "location", "aliases": ["plats", "sted"], "required": True},
+                {
+                    "key": "patients",
+                    "names": {"sv": "Patienter", "nb": "Pasienter", "en": "Patients"},
+                    "aliases": ["patienter", "pasienter"],
+                    "required": True,
+                },
+                {"key": "note", "aliases": ["ovrigt", "annet"]},
+            ]
+        ],
+    )
+    max_field_length: int = Field(
+        300, ge=20, le=2000, description="longest value of one field, in characters"
+    )
+    max_report_length: int = Field(
+        2000, ge=20, le=10_000, description="longest report (all values together), in characters"
+    )
+
+    @model_validator(mode="after")
+    def _template_consistent(self) -> SituationReportConfig:
+        from bot.domain.words import fold
+
+        if self.max_report_length < self.max_field_length:
+            raise ValueError(
+                "situation_report.max_report_length: must be at least max_field_length"
+            )
+        spellings: dict[str, str] = {}
+        for i, item in enumerate(self.fields or ()):
+            where = f"situation_report.fields[{i}]"
+            if not item.names and item.key not in METHANE_KEYS:
+                raise ValueError(
+                    f"{where}.names: '{item.key}' is not a METHANE key, so it needs a name"
+                )
+            for j, spelling in enumerate((item.key, *item.aliases)):
+                path = f"{where}.key" if j == 0 else f"{where}.aliases[{j - 1}]"
+                owner = spellings.get(fold(spelling))
+                if owner is not None:
+                    raise ValueError(f"{path}: {spelling!r} already names {owner}")
+                spellings[fold(spelling)] = f"{where} ({item.key})"
+        return self
+
+
 class Config(_Strict):
     """The whole configuration file."""
 
@@ -845,6 +967,7 @@ class Config(_Strict):
         None,
         description="SMS and e-mail; without this table alarms go to Matrix rooms only",
     )
+    situation_report: SituationReportConfig = Field(default_factory=SituationReportConfig)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")

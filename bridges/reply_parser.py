@@ -56,7 +56,8 @@ from bot.domain.answer import (
     read_count,
 )
 from bot.domain.answer import remark as clean_remark
-from bot.domain.user_text import excerpt, fold
+from bot.domain.user_text import excerpt
+from bot.domain.words import fold
 from bridges.email.reply_text import strip_quoted
 
 __all__ = ["ParseProblem", "ParsedReply", "parse_reply", "strip_quoted"]

@@ -19,6 +19,13 @@ def is_duty_officer(config: Config, user_id: str) -> bool:
     return any(user_id in p.duty_officers for p in config.all_parties())
 
 
+def is_staff(config: Config, user_id: str) -> bool:
+    """Anyone the config names: a duty officer or member of a party, or a coordinator."""
+    return is_coordinator(config, user_id) or any(
+        user_id in p.duty_officers or user_id in p.members for p in config.all_parties()
+    )
+
+
 def place_refusal(config: Config, place: Place, room_id: str) -> str | None:
     if place is Place.ANY_ROOM:
         return None
@@ -44,6 +51,8 @@ def audience_refusal(config: Config, who: Audience, room_id: str, sender: str) -
             and sender in party.duty_officers
         )
         return None if allowed else "refusal.who.region_duty_officer"
+    if who is Audience.STAFF:
+        return None if is_staff(config, sender) else "refusal.who.staff"
     allowed = is_duty_officer(config, sender) or is_coordinator(config, sender)
     return None if allowed else "refusal.who.duty_officer_or_coordinator"
 

@@ -30,6 +30,7 @@ from commands.text import ECHO, excerpt, fold
 
 MAX_HEADLINE = 200
 MAX_TEXT = MAX_REMARK
+MAX_FIELDS = 10_000  # the whole of "!lägesbild fält=text …"; the template's limits are tighter
 
 
 class ArgumentProblem(Exception):
@@ -190,6 +191,21 @@ TEXT = ArgumentType(
 )
 #: The remark of an acknowledgement: :data:`TEXT` that may not say no.
 ACK_REMARK = ArgumentType("arg.text", "arg.text.hint", parse_ack_remark, greedy=True)
+
+
+# The fields of a situation report, ``plats=E4 Knivsta antal=40``: read against the config's
+# template by the executor (the template is not known here), so this only bounds the input.
+FIELDS = ArgumentType(
+    "arg.fields",
+    "arg.fields.hint",
+    _text_parser(MAX_FIELDS, "arg.fields.too_long"),
+    greedy=True,
+)
+# Before the fields: only the prefixed form ``H-7`` is an id; anything else starts the fields,
+# so "!lägesbild 40 skadade" is answered as stray text, not as "there is no incident H-40".
+INCIDENT_PREFIXED = ArgumentType(
+    "arg.incident", "arg.incident.hint", parse_incident, claims=_looks_like_id
+)
 
 
 # -- command name (for help) -------------------------------------------------------------------

@@ -30,6 +30,7 @@ class Audience(StrEnum):
     PARTY_MEMBER = "party_member"  # a duty officer or member of this room's party
     REGION_DUTY_OFFICER = "region_duty_officer"  # a duty officer of this room's region
     DUTY_OFFICER_OR_COORDINATOR = "duty_officer_or_coordinator"  # of any party
+    STAFF = "staff"  # a duty officer or member of any party, or a coordinator
 
 
 class Place(StrEnum):

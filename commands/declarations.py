@@ -1,6 +1,6 @@
 """The implemented commands. Only what is listed here exists for the dispatcher and the help.
 
-Future commands (!lägesbild, !övning, !larmprov, !rapport) are added here when their executors
+Future commands (!övning, !larmprov, !begär, !självtest) are added here when their executors
 exist, never before: the help must not promise what the bot cannot do.
 """
 
@@ -10,10 +10,12 @@ from commands.arguments import (
     ACK_REMARK,
     COMMAND_NAME,
     COUNT,
+    FIELDS,
     HEADLINE,
     INCIDENT,
     INCIDENT_BEFORE_COUNT,
     INCIDENT_BEFORE_TEXT,
+    INCIDENT_PREFIXED,
     LEVEL,
     TEXT,
     Argument,
@@ -23,6 +25,9 @@ from commands.executors.ack import execute_ack
 from commands.executors.alarm import execute_alarm
 from commands.executors.help import execute_help
 from commands.executors.incident import execute_incident
+from commands.executors.log import execute_log
+from commands.executors.report import execute_report
+from commands.executors.sitrep import execute_sitrep
 from commands.executors.standdown import execute_stand_down
 from commands.executors.status import execute_status
 
@@ -84,6 +89,32 @@ def declarations() -> tuple[Declaration, ...]:
             arguments=(Argument("incident", INCIDENT, optional=True),),
         ),
         Declaration(
+            key="sitrep",
+            names=Names(sv="lägesbild", nb="situasjon", en="sitrep"),
+            who=Audience.REGION_DUTY_OFFICER,
+            where=Place.REGION_ROOM,
+            summary_key="cmd.sitrep.summary",
+            details_key="cmd.sitrep.details",
+            execute=execute_sitrep,
+            arguments=(
+                Argument("incident", INCIDENT_PREFIXED, optional=True),
+                Argument("fields", FIELDS, optional=True),
+            ),
+        ),
+        Declaration(
+            key="log",
+            names=Names(sv="logg", nb="logg", en="log"),
+            who=Audience.STAFF,
+            where=Place.ANY_ROOM,
+            summary_key="cmd.log.summary",
+            details_key="cmd.log.details",
+            execute=execute_log,
+            arguments=(
+                Argument("incident", INCIDENT_PREFIXED, optional=True),
+                Argument("text", TEXT),
+            ),
+        ),
+        Declaration(
             key="standdown",
             names=Names(sv="avlarma", nb="avvarsle", en="standdown"),
             who=Audience.REGION_DUTY_OFFICER,
@@ -95,5 +126,15 @@ def declarations() -> tuple[Declaration, ...]:
                 Argument("incident", INCIDENT_BEFORE_TEXT, optional=True),
                 Argument("remark", TEXT, optional=True),
             ),
+        ),
+        Declaration(
+            key="report",
+            names=Names(sv="rapport", nb="rapport", en="report"),
+            who=Audience.DUTY_OFFICER_OR_COORDINATOR,
+            where=Place.ANY_ROOM,
+            summary_key="cmd.report.summary",
+            details_key="cmd.report.details",
+            execute=execute_report,
+            arguments=(Argument("incident", INCIDENT, optional=True),),
         ),
     )

@@ -102,6 +102,26 @@ def to_each(
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file for one room: the after-action report's HTML page and CSV.
+
+    Sent as an encrypted attachment (the file encrypted on the client, uploaded, and an
+    ``m.file`` event carrying its key, inside the room's Megolm encryption), never as a plain
+    upload: the report names parties, people and times. ``key`` is unique within the outcome,
+    like a post's; ``body`` is the event's text, a catalogue text (the file's description).
+    """
+
+    room_id: str
+    filename: str
+    mimetype: str
+    data: bytes
+    body: str
+    key: str
+    incident_id: str | None = None
+    in_reply_to: str | None = None
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     action: str  # e.g. command.refused, incident.confirmed, chain.started, ack.recorded
     subject: str | None = None
@@ -114,6 +134,8 @@ class Outcome:
     boards: list[BoardPost] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
+    # Files for rooms (encrypted attachments); not sent yet by the engine, see Attachment.
+    attachments: list[Attachment] = field(default_factory=list)
     # A reaction the bot puts on the command event: "✅" handled, "❌" refused/failed.
     reaction: str | None = None
 
@@ -122,5 +144,6 @@ class Outcome:
         self.boards.extend(other.boards)
         self.audit.extend(other.audit)
         self.deliveries.extend(other.deliveries)
+        self.attachments.extend(other.attachments)
         self.reaction = other.reaction or self.reaction
         return self

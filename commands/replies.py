@@ -111,6 +111,7 @@ def incident_boards(
                     Voice(catalog, lang, home_server(ctx)),
                     now=now,
                     alarm_command=registry.display("alarm", lang),
+                    situation_command=registry.display("sitrep", lang),
                 ),
             )
         )

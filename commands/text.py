@@ -9,7 +9,8 @@ the SMS and e-mail bridges.
 
 from __future__ import annotations
 
-from bot.domain.user_text import excerpt, fold
+from bot.domain.user_text import excerpt
+from bot.domain.words import fold
 
 __all__ = ["ECHO", "excerpt", "fold", "split_command", "strip_reply_fallback"]
 

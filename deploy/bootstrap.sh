@@ -1,8 +1,8 @@
 #!/bin/sh
 # Set up everything larmkedja needs on a fresh Debian 12 machine; quick and safe to run again.
 # Installs Debian packages with apt-get where missing (python3-venv; Kannel, the SMS gateway the
-# tests and the demo run on loopback), then the project and its test/demo dependencies (Synapse
-# from PyPI among them) into ./.venv.
+# tests and the demo run on loopback; Chromium, the headless browser of the page tests), then the
+# project and its test/demo dependencies (Synapse from PyPI among them) into ./.venv.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,7 @@ missing=""
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing="$missing python3-venv"
 [ -x /usr/sbin/bearerbox ] && [ -x /usr/sbin/smsbox ] || missing="$missing kannel"
 [ -x /usr/lib/kannel/test/fakesmsc ] || missing="$missing kannel-extras"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
 if [ -n "$missing" ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

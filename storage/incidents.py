@@ -25,7 +25,16 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import PLEDGE, STEP, AlarmRef, Incident, IncidentState
+from bot.domain import (
+    PLEDGE,
+    STEP,
+    AlarmRef,
+    AuditHead,
+    Incident,
+    IncidentHistory,
+    IncidentState,
+)
+from storage.history import audit_head, latest_incident, load_history
 from storage.incident_models import DueRow, IncidentPartyRow, IncidentRow
 from storage.models import OutboxRow
 
@@ -51,6 +60,9 @@ def _last_change(incident: Incident) -> datetime:
     times = [incident.confirmed_at, incident.alarmed_at, incident.stood_down_at]
     times.extend(a.at for a in incident.acks)
     times.extend(f.fired_at for f in incident.fired)
+    times.extend(e.at for e in incident.log)
+    if incident.situation_report is not None:
+        times.extend(v.at for v in incident.situation_report.versions)
     return max(t for t in times if t is not None)
 
 
@@ -182,6 +194,21 @@ class SqlIncidents:
             .limit(1)
         )
         return None if row is None else Incident.from_dict(row.document)
+
+    # -- what the after-action report reads (see storage.history) --------------------------
+
+    async def history(self, incident_id: str) -> IncidentHistory | None:
+        """The incident with its audit entries and messages, and the audit chain's head."""
+        return await load_history(self.session, incident_id)
+
+    async def audit_head(self) -> AuditHead | None:
+        """The newest audit entry's sequence number and hash (what an anchor publishes)."""
+        return await audit_head(self.session)
+
+    async def latest(self, region_id: str | None = None) -> Incident | None:
+        """The newest incident (of ``region_id``, if given), whatever its state."""
+        incident_id = await latest_incident(self.session, region_id)
+        return None if incident_id is None else await self.get(incident_id)
 
 
 def delivery_deadline_key(incident_id: str, party_id: str, outbox_row_id: int) -> str:

@@ -29,6 +29,7 @@ from bot.domain.escalation import (
     EscalationStep,
     FiredStep,
 )
+from bot.domain.history import AuditHead, IncidentHistory, Recorded, SentMessage
 from bot.domain.incident import (
     AckRecorded,
     ChainStarted,
@@ -39,10 +40,47 @@ from bot.domain.incident import (
     format_incident_id,
     parse_incident_number,
 )
+from bot.domain.incident_log import MAX_ENTRY, LogEntry
 from bot.domain.party import Party, PartyKind
 from bot.domain.repository import AlarmLookup, AlarmRef, IncidentRepository
+from bot.domain.situation_report import (
+    CLEAR,
+    METHANE,
+    ChangeKind,
+    FieldChange,
+    InvalidSituationReport,
+    NoChange,
+    ParsedUpdate,
+    Problem,
+    ProblemKind,
+    ReportField,
+    ReportTemplate,
+    SituationReport,
+    SituationReportVersion,
+    parse_update,
+)
 
 __all__ = [
+    "AuditHead",
+    "IncidentHistory",
+    "Recorded",
+    "SentMessage",
+    "CLEAR",
+    "MAX_ENTRY",
+    "METHANE",
+    "ChangeKind",
+    "FieldChange",
+    "InvalidSituationReport",
+    "LogEntry",
+    "NoChange",
+    "ParsedUpdate",
+    "Problem",
+    "ProblemKind",
+    "ReportField",
+    "ReportTemplate",
+    "SituationReport",
+    "SituationReportVersion",
+    "parse_update",
     "NOTHING_LEFT",
     "DeliveryProblem",
     "next_channel",

@@ -39,7 +39,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from bot.domain.user_text import ELLIPSIS, clean, fold
+from bot.domain.user_text import ELLIPSIS, clean
+from bot.domain.words import fold
 
 MAX_COUNT = 999
 MAX_REMARK = 500

@@ -17,6 +17,13 @@ Acknowledgement rules (chosen, and relied on by the board and the report):
 - acknowledgements after ``all_acknowledged`` are still recorded; after ``stood_down`` they are
   refused, so a late "!kvittera" gets "already stood down" rather than a silent success.
 
+Situation report and log (see :mod:`bot.domain.situation_report`, :mod:`bot.domain.incident_log`):
+
+- the situation report can be written from confirmation until the stand-down, before the chain
+  starts too (the alarm then carries its current version); its template is frozen into the
+  incident with the first version;
+- log entries can be written at any time, after the stand-down too: the evaluation goes on.
+
 Escalation rules (see :mod:`bot.domain.escalation`):
 
 - starting the chain makes each party's first step due; firing a step makes the next one due,
@@ -49,10 +56,14 @@ from bot.domain.errors import (
     NotInChain,
 )
 from bot.domain.escalation import PLEDGE, STEP, Due, FiredStep, fire
+from bot.domain.incident_log import LogEntry, new_entry
+from bot.domain.situation_report import ReportTemplate, SituationReport, SituationReportVersion
 
 ID_PREFIX = "H"
 _ID = re.compile(r"^#?(?:h-?)?([0-9]{1,9})$", re.IGNORECASE)
-_FORMAT_VERSION = 1
+# 2: the situation report and the log. Documents of version 1 (stored before them) still load.
+_FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 
 
 class ReadinessLevel(StrEnum):
@@ -162,6 +173,8 @@ class Incident:
         dues: Iterable[Due] = (),
         fired: Iterable[FiredStep] = (),
         delivery_problems: Iterable[DeliveryProblem] = (),
+        situation_report: SituationReport | None = None,
+        log: Iterable[LogEntry] = (),
     ) -> None:
         self.number = number
         self.region_id = region_id
@@ -181,6 +194,8 @@ class Incident:
         self.dues: list[Due] = list(dues)  # pending: at most one step and one pledge per party
         self.fired: list[FiredStep] = list(fired)  # in the order they fired
         self.delivery_problems: list[DeliveryProblem] = list(delivery_problems)
+        self.situation_report = situation_report
+        self.log: list[LogEntry] = list(log)
 
     # -- creation ----------------------------------------------------------------------------
 
@@ -340,6 +355,42 @@ class Incident:
         cancelled = tuple(self.pending_dues())
         self.dues = []
         return StoodDown(self.id, parties, self.stood_down_at, self.stand_down_remark, cancelled)
+
+    # -- situation report and log ---------------------------------------------------------
+
+    def update_situation_report(
+        self,
+        template: ReportTemplate,
+        changes: Iterable[tuple[str, str | None]],
+        *,
+        by: str,
+        clock: Clock,
+    ) -> SituationReportVersion:
+        """Publish the next version of the situation report.
+
+        ``template`` is used only for the first version: it is frozen into the incident then.
+        Raises :class:`AlreadyStoodDown` after the stand-down, and the report's own errors
+        (:class:`~bot.domain.situation_report.InvalidSituationReport`, ``NoChange``).
+        """
+        if self.state is IncidentState.STOOD_DOWN:
+            raise AlreadyStoodDown(
+                self.id, "update_situation_report", self.stood_down_at, self.stood_down_by
+            )
+        report = self.situation_report or SituationReport(template)
+        version = report.update(changes, by=by, at=clock.now())
+        self.situation_report = report
+        return version
+
+    @property
+    def situation(self) -> SituationReportVersion | None:
+        """The current version of the situation report, if there is one."""
+        return None if self.situation_report is None else self.situation_report.current
+
+    def add_log_entry(
+        self, text: str, *, by: str, clock: Clock, party_id: str | None = None
+    ) -> LogEntry:
+        """A timed entry in the incident's log; allowed after the stand-down too."""
+        return new_entry(self.log, text=text, by=by, at=clock.now(), party_id=party_id)
 
     # -- escalation --------------------------------------------------------------------------
 
@@ -503,11 +554,15 @@ class Incident:
             "dues": [d.to_dict() for d in self.pending_dues()],
             "fired": [f.to_dict() for f in self.fired],
             "delivery_problems": [p.to_dict() for p in self.delivery_problems],
+            "situation_report": None
+            if self.situation_report is None
+            else self.situation_report.to_dict(),
+            "log": [e.to_dict() for e in self.log],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Incident:
-        if data.get("version") != _FORMAT_VERSION:
+        if data.get("version") not in _READABLE_VERSIONS:
             raise ValueError(f"unknown incident document version {data.get('version')!r}")
 
         def when(key: str) -> datetime | None:
@@ -517,6 +572,7 @@ class Incident:
         confirmed_at = when("confirmed_at")
         assert confirmed_at is not None
         chain = data.get("chain")
+        report = data.get("situation_report")
         incident_id = format_incident_id(data["number"])
         return cls(
             number=data["number"],
@@ -539,6 +595,8 @@ class Incident:
             delivery_problems=[
                 DeliveryProblem.from_dict(p) for p in data.get("delivery_problems", ())
             ],
+            situation_report=None if report is None else SituationReport.from_dict(report),
+            log=[LogEntry.from_dict(e) for e in data.get("log", ())],
         )
 
     def __eq__(self, other: object) -> bool:

@@ -4,9 +4,9 @@ Why at the bottom of the house: chat commands (``commands/``), SMS and e-mail re
 (``bridges/``) and every renderer read or echo what people type, and each must do it the same
 way, or one channel can be fooled where another cannot. Plain functions, no state.
 
-- :func:`fold` is the forgiving comparison of *words* (command names, levels, keywords,
-  negations): ``Förstärkningsläge`` and ``forstarkningslage`` are one word. Never applied to
-  free text, which is kept as typed.
+- the forgiving comparison of *words* (command names, levels, keywords, negations) is
+  :func:`bot.domain.words.fold`: ``Förstärkningsläge`` and ``forstarkningslage`` are one word.
+  Never applied to free text, which is kept as typed.
 - :func:`clean` is what every piece of typed text becomes before the bot stores or shows it:
   no control characters (NUL, escape sequences, C1 controls), no bidi embeddings, overrides or
   isolates (U+202A–U+202E, U+2066–U+2069, and the invisible direction marks), which would let
@@ -18,23 +18,11 @@ way, or one channel can be fooled where another cannot. Plain functions, no stat
 
 from __future__ import annotations
 
-import unicodedata
-
-# Letters that do not decompose into a base letter and a combining mark.
-_NO_DECOMPOSITION = str.maketrans({"ø": "o", "æ": "ae", "ß": "ss", "đ": "d", "ł": "l"})
-
 #: Bidi embeddings, overrides and isolates, and the invisible direction marks.
 BIDI_CONTROLS = frozenset(
     "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
 )
 ELLIPSIS = "…"
-
-
-def fold(word: str) -> str:
-    """Case- and diacritic-insensitive form: ``Förstärkningsläge`` → ``forstarkningslage``."""
-    lowered = word.casefold().translate(_NO_DECOMPOSITION)
-    decomposed = unicodedata.normalize("NFKD", lowered)
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _table(newlines: bool) -> dict[int, str | None]:

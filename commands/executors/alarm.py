@@ -21,6 +21,7 @@ from commands.replies import (
     voice_for,
     voice_in,
 )
+from commands.situation import situation_outcome
 
 
 async def execute_alarm(call: Call, ctx: CommandContext) -> Outcome:
@@ -83,6 +84,13 @@ async def execute_alarm(call: Call, ctx: CommandContext) -> Outcome:
             )
         )
     deliveries = alarm_deliveries(incident, started.parties, call, ctx)
+    # A situation report written before the alarm follows it to every party.
+    situation = incident.situation
+    carried = (
+        situation_outcome(ctx, incident, situation, call.catalog, coordination=False)
+        if situation is not None
+        else None
+    )
     counts = {c: sum(1 for d in deliveries if d.channel == c) for c in ("sms", "email")}
     posts.append(
         reply(
@@ -101,18 +109,23 @@ async def execute_alarm(call: Call, ctx: CommandContext) -> Outcome:
                 parties=[p.id for p in started.parties],
                 rooms={p.id: p.party.room for p in started.parties},
                 deliveries=[{"channel": d.channel, "party": d.party_id} for d in deliveries],
+                situation_version=situation.number if situation is not None else None,
             ),
         )
     ]
     if started.completed:
         audit.append(AuditEntry("chain.completed", incident.id, {"parties": []}))
-    return Outcome(
+    outcome = Outcome(
         posts=posts,
         boards=boards(call, ctx, incident),
         audit=audit,
         deliveries=deliveries,
         reaction=HANDLED,
     )
+    if carried is not None:
+        outcome.posts.extend(carried.posts)
+        outcome.deliveries.extend(carried.deliveries)
+    return outcome
 
 
 def alarm_deliveries(

@@ -23,7 +23,13 @@ async def _relevant_open(call: Call, ctx: CommandContext) -> list[Incident]:
 
 
 def _render_board(call: Call, ctx: CommandContext, incident: Incident, voice: Voice) -> str:
-    return render_board(incident, voice, now=ctx.clock.now(), alarm_command=call.command("alarm"))
+    return render_board(
+        incident,
+        voice,
+        now=ctx.clock.now(),
+        alarm_command=call.command("alarm"),
+        situation_command=call.command("sitrep"),
+    )
 
 
 async def execute_status(call: Call, ctx: CommandContext) -> Outcome:

@@ -19,6 +19,7 @@ from datetime import datetime
 from bot.domain import Ack, ChainParty, Incident, IncidentState
 from bot.event_size import BOARD_BUDGET_BYTES, text_edit_bytes
 from commands.render.escalation import render_party_escalation
+from commands.render.situation import render_board_situation
 from commands.render.voice import Voice
 
 #: Later acknowledgements of one party named on the board; the rest are counted.
@@ -168,11 +169,19 @@ def _closing_lines(incident: Incident, voice: Voice, *, compact: bool = False) -
     return voice.lines(*parts)
 
 
-def render_board(incident: Incident, voice: Voice, *, now: datetime, alarm_command: str) -> str:
+def render_board(
+    incident: Incident,
+    voice: Voice,
+    *,
+    now: datetime,
+    alarm_command: str,
+    situation_command: str | None = None,
+) -> str:
     """The whole board of ``incident`` in ``voice``'s language, as of ``now``.
 
     ``alarm_command`` is the alarm command's name in this room (shown while the chain has not
-    started), passed in because the board knows nothing of the command registry.
+    started), passed in because the board knows nothing of the command registry; so is
+    ``situation_command``, named next to the current situation report's version and time.
     """
     header = voice.text(
         "board.header",
@@ -181,7 +190,12 @@ def render_board(incident: Incident, voice: Voice, *, now: datetime, alarm_comma
         region=incident.region_name,
     )
     headline = voice.text("board.headline", headline=incident.headline)
-    top = voice.lines(header, headline, _state_lines(incident, voice, now, alarm_command))
+    top = voice.lines(
+        header,
+        headline,
+        _state_lines(incident, voice, now, alarm_command),
+        render_board_situation(incident, voice, situation_command),
+    )
     members = incident.chain.parties if incident.chain is not None else ()
 
     def board(lines: list[str], compact: bool = False) -> str:
@@ -202,16 +216,4 @@ def render_board(incident: Incident, voice: Voice, *, now: datetime, alarm_comma
         dropped.update(order[len(dropped) : len(dropped) + step])
         kept = [line for i, line in enumerate(lines) if i not in dropped]
         body = board([*kept, voice.text("board.more_parties", count=len(dropped))], compact=True)
-    return body
-    lines = [_party_line(incident, p, voice, compact=True) for p in members]
-    body = board(lines)
-    # Still too big: drop lines, acknowledged parties first (the eye is on the missing ones),
-    # and say how many are not shown.
-    order = sorted(range(len(members)), key=lambda i: incident.first_ack(members[i].id) is None)
-    dropped: set[int] = set()
-    while text_edit_bytes(body) > BOARD_BUDGET_BYTES and len(dropped) < len(members):
-        step = max(1, (len(members) - len(dropped)) // 8)
-        dropped.update(order[len(dropped) : len(dropped) + step])
-        kept = [line for i, line in enumerate(lines) if i not in dropped]
-        body = board([*kept, voice.text("board.more_parties", count=len(dropped))])
     return body

@@ -12,6 +12,7 @@ _WHO_KEYS = {
     Audience.PARTY_MEMBER: "who.party_member",
     Audience.REGION_DUTY_OFFICER: "who.region_duty_officer",
     Audience.DUTY_OFFICER_OR_COORDINATOR: "who.duty_officer_or_coordinator",
+    Audience.STAFF: "who.staff",
 }
 _WHERE_KEYS = {
     Place.ANY_ROOM: "where.any_room",

@@ -10,9 +10,10 @@ happens to reach:
   spaces), except docstrings and exception messages for developers;
 - no ``str.format``/``%``/f-string with words builds text outside the catalogue;
 - the renderers (``commands/render/``) contain no word that is not a catalogue key;
-- the acknowledge-link pages (``bot/http/pages.py``) are markup only: their literals have no
-  word outside an HTML tag and no visible attribute text (the prose and renderer rules do not
-  fit there, since tags and attributes are letters too).
+- the HTML pages (the acknowledge-link pages ``bot/http/pages.py`` and the after-action report
+  ``commands/report/html.py``) are markup only: their literals have no word outside an HTML
+  tag and no visible attribute text (the prose and renderer rules do not fit there, since tags
+  and attributes are letters too).
 
 A checker that never fires proves nothing, so each rule is also run against a sample of bad
 code and must flag it.
@@ -35,6 +36,8 @@ I18N = ROOT / "bot" / "i18n"
 CHECKED = [ROOT / "commands", ROOT / "bot" / "domain"]
 RENDER = ROOT / "commands" / "render"
 PAGES = ROOT / "bot" / "http" / "pages.py"
+REPORT_PAGE = ROOT / "commands" / "report" / "html.py"
+HTML_PAGES = (PAGES, REPORT_PAGE)  # checked by the page rule instead of the prose rule
 PROJECT = [ROOT / "bot", ROOT / "commands", ROOT / "bridges", ROOT / "storage"]
 
 KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
@@ -45,6 +48,11 @@ LETTER = re.compile(r"[^\W\d_]")
 def sources(*roots: Path) -> Iterator[Path]:
     for root in roots:
         yield from sorted(p for p in root.rglob("*.py") if "migrations" not in p.parts)
+
+
+def prose_sources() -> Iterator[Path]:
+    """What the prose rule reads: the checked packages without their HTML pages."""
+    return (p for p in sources(*CHECKED) if p not in HTML_PAGES)
 
 
 # -- the catalogues ----------------------------------------------------------------------------
@@ -408,7 +416,7 @@ def test_posts_carry_only_catalogue_or_rendered_text() -> None:
 
 def test_no_text_is_built_outside_the_catalogue() -> None:
     found = []
-    for path in sources(*CHECKED):
+    for path in prose_sources():
         found += prose_violations(path.read_text(encoding="utf-8"), path.name)
     assert not found, found
 
@@ -420,10 +428,13 @@ def test_renderers_contain_no_words_of_their_own() -> None:
     assert not found, found
 
 
-def test_acknowledge_pages_contain_no_words_of_their_own() -> None:
-    source = PAGES.read_text(encoding="utf-8")
-    assert page_violations(source, PAGES.name) == []
-    assert "page.title" in source  # the rule looked at the page renderer, not an empty file
+@pytest.mark.parametrize(
+    ("page", "title_key"), [(PAGES, "page.title"), (REPORT_PAGE, "report.html.title")]
+)
+def test_html_pages_contain_no_words_of_their_own(page: Path, title_key: str) -> None:
+    source = page.read_text(encoding="utf-8")
+    assert page_violations(source, page.name) == []
+    assert title_key in source  # the rule looked at the page renderer, not an empty file
 
 
 def test_the_source_checks_catch_bad_code() -> None:
