@@ -26,6 +26,7 @@ import re
 from collections.abc import AsyncIterator
 from email import message_from_bytes
 from email import policy as email_policy
+from email.utils import formataddr, parseaddr
 from pathlib import Path
 
 import aiosmtplib
@@ -67,8 +68,18 @@ def layout(name: str, code: str, address: str, fixture_address: str) -> bytes:
         text = text.replace(FIXTURE_CODE, code).replace(fixture_address, address)
         part.set_payload(quopri.encodestring(text.encode()).decode("ascii"))
     assert replaced, name
-    msg.replace_header("From", str(msg["From"]).replace(fixture_address, address))
+    # The fixture's From: is raw UTF-8; write it back as a well-formed header (an encoded-word
+    # display name, the address outside it), as a real mail client does.
+    display, _ = parseaddr(_raw_from(FIXTURES / name))
+    msg.replace_header("From", formataddr((display, address), charset="utf-8"))
     return msg.as_bytes()
+
+
+def _raw_from(path: Path) -> str:
+    for line in path.read_bytes().decode("utf-8", "replace").splitlines():
+        if line.lower().startswith("from:"):
+            return line[5:].strip()
+    raise AssertionError(f"{path.name} has no From: line")
 
 
 OUT_OF_OFFICE = """From: TiB Region Gävleborg <{address}>
