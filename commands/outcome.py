@@ -134,7 +134,7 @@ class Outcome:
     boards: list[BoardPost] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
-    # Files for rooms (encrypted attachments); not sent yet by the engine, see Attachment.
+    # Files for rooms, sent as encrypted attachments (see Attachment).
     attachments: list[Attachment] = field(default_factory=list)
     # A reaction the bot puts on the command event: "✅" handled, "❌" refused/failed.
     reaction: str | None = None

@@ -32,6 +32,7 @@ import aiohttp
 from nio import (
     AsyncClient,
     AsyncClientConfig,
+    DownloadResponse,
     EncryptionError,
     ErrorResponse,
     InviteMemberEvent,
@@ -41,12 +42,15 @@ from nio import (
     MegolmEvent,
     ReactionEvent,
     RoomCreateError,
+    RoomEncryptedFile,
+    RoomEncryptedImage,
     RoomMessageNotice,
     RoomMessageText,
     RoomPreset,
     RoomSendResponse,
     SyncError,
 )
+from nio.crypto import decrypt_attachment
 from nio.store import SqliteStore
 
 if TYPE_CHECKING:
@@ -148,6 +152,7 @@ class Person:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         self._closed = False
         client.add_event_callback(self._on_message, (RoomMessageText, RoomMessageNotice))
+        client.add_event_callback(self._on_file, (RoomEncryptedFile, RoomEncryptedImage))
         client.add_event_callback(self._on_reaction, ReactionEvent)
         client.add_event_callback(self._on_undecryptable, MegolmEvent)
         client.add_event_callback(self._on_invite, InviteMemberEvent)
@@ -295,6 +300,24 @@ class Person:
         except Exception:
             log.exception("%s: could not record %s", self.user_id, event.event_id)
 
+    def _on_file(self, room: MatrixRoom, event: RoomEncryptedFile | RoomEncryptedImage) -> None:
+        """An encrypted attachment: recorded like a message (its body is its caption or
+        name); :meth:`download` fetches and decrypts the file."""
+        try:
+            self._record_message(room.room_id, event, late=False)
+        except Exception:
+            log.exception("%s: could not record %s", self.user_id, event.event_id)
+
+    async def download(self, message: Received) -> bytes:
+        """The decrypted bytes of an encrypted attachment this person received."""
+        file = message.content["file"]
+        response = await self.client.download(mxc=file["url"])
+        if not isinstance(response, DownloadResponse):
+            raise PersonError(f"{self.user_id} could not download {file['url']}: {response}")
+        return decrypt_attachment(
+            response.body, file["key"]["k"], file["hashes"]["sha256"], file["iv"]
+        )
+
     def _on_reaction(self, room: MatrixRoom, event: ReactionEvent) -> None:
         if event.sender == self.user_id or event.event_id in self._seen:
             return
@@ -348,7 +371,11 @@ class Person:
                     self._on_reaction(room, decrypted)
 
     def _record_message(
-        self, room_id: str, event: RoomMessageText | RoomMessageNotice, *, late: bool
+        self,
+        room_id: str,
+        event: RoomMessageText | RoomMessageNotice | RoomEncryptedFile | RoomEncryptedImage,
+        *,
+        late: bool,
     ) -> None:
         if event.sender == self.user_id or event.event_id in self._seen:
             return

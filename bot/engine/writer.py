@@ -1,7 +1,8 @@
 """Everything an outcome decided, written as rows in the caller's transaction.
 
 The only place an :class:`commands.outcome.Outcome` becomes database rows: audit entries,
-outbox rows on every channel (room posts, SMS and e-mail deliveries, the ✅ on the command),
+outbox rows on every channel (room posts, files, SMS and e-mail deliveries, the ✅ on the
+command),
 the status board posted once and then edited in place, and the delivery deadline of every alarm
 that must be reported delivered in time. Every way in (a command, a reply, a link, a due time,
 a fallback) writes through here, so an outbox key is always ``<source id>:<key>`` and a re-run
@@ -14,6 +15,7 @@ board whose post failed for good is posted afresh (its edits would edit nothing)
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
@@ -86,6 +88,24 @@ class OutcomeWriter:
                 },
             )
             for d in outcome.deliveries
+        ]
+        rows += [
+            OutboxRow(
+                idempotency_key=f"{source_id}:{a.key}",
+                channel="matrix",
+                destination=a.room_id,
+                purpose="attachment",
+                created_at=now,
+                incident_id=a.incident_id,
+                payload={
+                    "body": a.body,
+                    "filename": a.filename,
+                    "mimetype": a.mimetype,
+                    "data": base64.b64encode(a.data).decode("ascii"),
+                    "in_reply_to": a.in_reply_to,
+                },
+            )
+            for a in outcome.attachments
         ]
         if outcome.reaction and reaction_room:
             rows.append(

@@ -21,6 +21,7 @@ Every outbound room message passes here, so the safety rules live in one place:
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import html
 import logging
@@ -28,7 +29,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from nio import AsyncClient, RoomSendResponse
+from nio import AsyncClient, RoomSendResponse, UploadResponse
 from nio.exceptions import OlmTrustError
 
 from bot.contracts import Outgoing, Refused, Retry, SendResult, Sent
@@ -37,6 +38,8 @@ from bot.event_size import MAX_EVENT_BYTES, encrypted_event_bytes, plaintext_eve
 log = logging.getLogger(__name__)
 
 PLAINTEXT_WARNING = "plaintext-warning"
+#: Outbox purpose of a file (payload: filename, mimetype, body, data in base64).
+ATTACHMENT = "attachment"
 
 
 #: Answers that say the bot's own login is gone: no message can fix that, but the message is
@@ -147,6 +150,8 @@ class MatrixSender:
         self.stats = SendStats()
 
     async def send(self, message: Outgoing) -> SendResult:
+        if message.purpose == ATTACHMENT:
+            return await self._send_attachment(message)
         return await self.send_content(
             key=message.key,
             room_id=message.destination,
@@ -165,6 +170,53 @@ class MatrixSender:
         if not room.encrypted:
             return "room is not encrypted"
         return None
+
+    async def _send_attachment(self, message: Outgoing) -> SendResult:
+        """A file, encrypted on this side before it is uploaded (the homeserver stores only
+        ciphertext), then an ``m.file``/``m.image`` event with its key inside the room's
+        Megolm encryption. Only into an encrypted room: the upload waits for the same checks
+        as any message. A retry uploads again (a new, unused copy) and sends with the same
+        transaction id."""
+        room_id = message.destination
+        why_not = self.can_send_to(room_id)
+        if why_not is not None:
+            if why_not == "room is not encrypted":
+                self.stats.refused += 1
+                return Refused(why_not)
+            return Retry(why_not, unreachable=why_not.startswith("room not joined"))
+        payload = message.payload
+        data = base64.b64decode(payload["data"])
+        try:
+            uploaded, keys = await self._client.upload(
+                lambda *_: data,
+                content_type=payload["mimetype"],
+                filename=payload["filename"],
+                encrypt=True,
+                filesize=len(data),
+            )
+        except (OSError, TimeoutError) as exc:
+            return Retry(f"homeserver unreachable for the upload ({type(exc).__name__})")
+        if not isinstance(uploaded, UploadResponse) or keys is None:
+            status = getattr(uploaded, "status_code", None)
+            transport = getattr(uploaded, "transport_response", None)
+            return classify_error(
+                status if isinstance(status, str) else None,
+                getattr(transport, "status", None) if transport is not None else None,
+            )
+        mimetype = payload["mimetype"]
+        content: dict[str, Any] = {
+            "msgtype": "m.image" if mimetype.startswith("image/") else "m.file",
+            "body": payload.get("body") or payload["filename"],
+            "filename": payload["filename"],
+            "info": {"mimetype": mimetype, "size": len(data)},
+            "file": {**keys, "url": uploaded.content_uri},
+            "m.mentions": {},
+        }
+        if payload.get("in_reply_to"):
+            content["m.relates_to"] = {"m.in_reply_to": {"event_id": payload["in_reply_to"]}}
+        return await self.send_content(
+            key=message.key, room_id=room_id, content=content, purpose=message.purpose
+        )
 
     async def send_content(
         self,

@@ -90,6 +90,26 @@ async def test_versions_log_report_and_anchor_on_a_real_homeserver(
             lambda m: m.sender == world.bot_user_id and "[larmkedja-audit seq=" in m.body
         )
         assert anchor.encrypted
+        # The whole report as two encrypted files: the homeserver holds only ciphertext, the
+        # coordinator's phone decrypts the page and the timeline.
+        files = await coordinator.wait_for_count(
+            lambda m: m.sender == world.bot_user_id and m.msgtype == "m.file", 2
+        )
+        by_name = {f.content["filename"]: f for f in files}
+        assert sorted(by_name) == ["rapport-H-1.csv", "rapport-H-1.html"], sorted(by_name)
+        html_file, csv_file = by_name["rapport-H-1.html"], by_name["rapport-H-1.csv"]
+        assert html_file.encrypted
+        assert html_file.reply_to is not None
+        assert html_file.content["info"]["mimetype"].startswith("text/html")
+        page = (await coordinator.download(html_file)).decode("utf-8")
+        assert "<html" in page.lower()
+        assert "Region Dalarna" in page
+        assert "Bussolycka E4 Knivsta" in page
+        timeline = (await coordinator.download(csv_file)).decode("utf-8")
+        assert timeline.startswith("seq,at,local_time,kind,party,channel,person,text")
+        assert "Region Dalarna" in timeline
+        stored = await coordinator.client.download(mxc=html_file.content["file"]["url"])
+        assert b"Region Dalarna" not in stored.body  # ciphertext on the server
 
         # read back while the bot runs: a snapshot of its store, no sync of a second device
         code, out = await verify(world, capsys)
