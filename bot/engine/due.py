@@ -10,7 +10,8 @@ each row either fired with its outcome or still pending:
   fire_due` decides, the outcome is written like a command's (``due:<key>``);
 - a delivery deadline (kind ``delivery``): the alarm it watches was not reported delivered in
   time, so the party moves on to its next channel (:mod:`bot.engine.fallback`); moot if it was
-  delivered, cancelled or fell back already.
+  delivered, cancelled or fell back already;
+- a delivery summary still owed at its deadline (kind ``summary``, :mod:`bot.engine.summaries`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from bot.due_trigger import DueTrigger
 from bot.engine.delivery_reports import reported_delivered
 from bot.engine.fallback import Fallback
 from bot.engine.faults import Faults
+from bot.engine.summaries import Summaries
 from bot.engine.writer import OutcomeWriter
 from commands import escalation
 from commands.context import CommandContext
+from commands.outcome import Outcome
 from storage import incidents as store
 from storage import outbox
 from storage.database import Database
@@ -50,6 +53,7 @@ class DuePass:
         writer: OutcomeWriter,
         make_context: Callable[[AsyncSession], CommandContext],
         fallback: Fallback | None,
+        summaries: Summaries | None = None,
         trigger: DueTrigger | None = None,
         faults: Faults | None = None,
         wake_delivery: Callable[[], None] | None = None,
@@ -59,6 +63,7 @@ class DuePass:
         self.writer = writer
         self.make_context = make_context
         self.fallback = fallback
+        self.summaries = summaries
         self.trigger = trigger
         self.faults = faults or Faults(None, None)
         self._wake_delivery = wake_delivery or (lambda: None)
@@ -77,28 +82,41 @@ class DuePass:
             if not rows:
                 break
             for row_id, _kind in rows:
-                self.faults.hit("before-due")
-                async with self.db.write() as session:
-                    await self._fire(session, row_id)
-                self.faults.hit("after-due")
+                await self.fire(row_id)
                 fired += 1
-                self._wake_delivery()
         self.fired += fired
         await self.rearm()
         return fired
 
-    async def _fire(self, session: AsyncSession, row_id: int) -> None:
+    async def fire(self, row_id: int) -> Outcome | None:
+        """Fire one due-time row in its own transaction; the outcome of a reminder or
+        escalation step (None for the engine's own kinds, or a row fired meanwhile)."""
+        self.faults.hit("before-due")
+        async with self.db.write() as session:
+            outcome = await self._fire(session, row_id)
+        self.faults.hit("after-due")
+        self._wake_delivery()
+        return outcome
+
+    async def _fire(self, session: AsyncSession, row_id: int) -> Outcome | None:
         row = await session.get(DueRow, row_id)
         if row is None or row.status != store.PENDING:
-            return  # fired by someone else meanwhile: exactly one effect
+            return None  # fired by someone else meanwhile: exactly one effect
         now = self.clock.now()
         if row.kind == store.DELIVERY:
             await self._deadline(session, row)
-            return
+            return None
+        if row.kind == store.SUMMARY:
+            if self.summaries is not None:
+                await self.summaries.at_deadline(session, row, now)
+            else:
+                await store.settle(session, row, store.MOOT, now)
+            return None
         outcome = await escalation.fire_due(row.key, row.incident_id, self.make_context(session))
         await self.writer.write(
             session, source_id=f"due:{row.key}", actor=BOT, outcome=outcome, now=now
         )
+        return outcome
 
     async def _deadline(self, session: AsyncSession, due: DueRow) -> None:
         now = self.clock.now()

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from bot.domain import AlreadyStoodDown, ChainParty, Incident
 from commands.context import CommandContext
 from commands.declaration import Call
+from commands.executors.alarm import started_room
 from commands.lookup import incident_of_region
-from commands.outcome import AuditEntry, Delivery, Outcome, Post, to_each
+from commands.outcome import AuditEntry, Delivery, DeliverySummary, Outcome, Post, to_each
 from commands.render import render_stand_down
 from commands.render.bridges import render_stand_down_sms
 from commands.replies import (
@@ -60,6 +61,7 @@ async def execute_stand_down(call: Call, ctx: CommandContext) -> Outcome:
                 purpose="standdown",
                 mentions=party.duty_officers,
                 incident_id=incident.id,
+                party_id=party.id,
             )
         )
     deliveries = stand_down_deliveries(incident, stood_down.parties, call, ctx)
@@ -88,6 +90,9 @@ async def execute_stand_down(call: Call, ctx: CommandContext) -> Outcome:
         audit=[audit],
         deliveries=deliveries,
         reaction=HANDLED,
+        summaries=[DeliverySummary(incident.id, "standdown", started_room(incident, call))]
+        if stood_down.parties
+        else [],
     )
 
 
