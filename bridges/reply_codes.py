@@ -47,7 +47,7 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
@@ -113,6 +113,7 @@ class RejectReason(StrEnum):
 # Reasons that are guesses, counted towards the throttle. Expired and reused codes are codes the
 # sender really received; malformed input guesses nothing.
 _COUNTED = frozenset({RejectReason.WRONG, RejectReason.FOREIGN})
+_COUNTED_VALUES = tuple(sorted(r.value for r in _COUNTED))
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,11 @@ class Rejected:
     reason: RejectReason
     incident_id: str | None = None
     audit: AuditNote | None = field(default=None, compare=False, repr=False)
+    #: For ``throttled``: until when, and how many replies were refused so already in this
+    #: window (the answer is sent for the first few only: a phone that keeps trying is not
+    #: answered 79 times).
+    until: datetime | None = field(default=None, compare=False)
+    repeats: int = field(default=0, compare=False)
 
     @property
     def public_reason(self) -> RejectReason:
@@ -281,10 +287,26 @@ class ReplyCodes:
         actor = f"{channel if channel in CHANNELS else '?'}:{dest or '?'}"[:255]
         if dest is None or norm is None:
             return await self._reject(session, now, actor, Rejected(RejectReason.MALFORMED))
-        since = now - self.policy.throttle_window
-        wrong = await store.failures_since(session, channel=channel, sender=dest, since=since)
-        if wrong >= self.policy.max_wrong:
-            return await self._reject(session, now, actor, Rejected(RejectReason.THROTTLED))
+        window = self.policy.throttle_window
+        guesses = await store.failures_since(
+            session, channel=channel, sender=dest, since=now - window, reasons=_COUNTED_VALUES
+        )
+        if len(guesses) >= self.policy.max_wrong:
+            # Refused unread until enough of the guesses are older than the window; refused
+            # replies are recorded apart, so that trying on does not lengthen the lockout.
+            until = guesses[len(guesses) - self.policy.max_wrong] + window
+            repeats = await store.failures_since(
+                session,
+                channel=channel,
+                sender=dest,
+                since=now - window,
+                reasons=(RejectReason.THROTTLED.value,),
+            )
+            await store.record_failure(
+                session, channel=channel, sender=dest, at=now, reason=RejectReason.THROTTLED.value
+            )
+            throttled = Rejected(RejectReason.THROTTLED, until=until, repeats=len(repeats))
+            return await self._reject(session, now, actor, throttled, {"repeats": len(repeats)})
         digest = self.hash_code(norm)
         candidates = await store.recent_for(
             session, channel=channel, destination=dest, expiring_after=now - self.policy.grace
@@ -384,4 +406,4 @@ class ReplyCodes:
             rejected.incident_id,
             {"reason": rejected.reason.value, **(detail or {})},
         )
-        return Rejected(rejected.reason, rejected.incident_id, audit=note)
+        return replace(rejected, audit=note)

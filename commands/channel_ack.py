@@ -20,7 +20,7 @@ from bot.domain import Incident, Pledge
 from bot.i18n import Catalog
 from commands.acknowledge import AckRequest, acknowledge
 from commands.context import CommandContext
-from commands.outcome import AuditEntry, Delivery, Outcome
+from commands.outcome import AuditEntry, Delivery, Outcome, Post
 from commands.registry import build_registry
 from commands.render import Voice
 from commands.replies import home_server
@@ -28,8 +28,12 @@ from commands.replies import home_server
 _REFUSAL_KEYS = {
     "reused": "reply.rejected.reused",
     "expired": "reply.rejected.expired",
-    "throttled": "reply.rejected.throttled",
 }
+
+#: Replies refused for too many wrong codes that are still answered; later ones in the same
+#: window are audited only (a phone that keeps trying is not answered 79 times), and the
+#: party's room was told at the first.
+THROTTLED_ANSWERS = 2
 
 ACKNOWLEDGED = "acknowledged"
 CLOSED = "closed"
@@ -172,4 +176,58 @@ def refuse_reply(
         outcome.deliveries.extend(answer(source, party.language, body, "answer"))
         detail["answered"] = bool(outcome.deliveries)
     outcome.audit.append(AuditEntry(audit_action, incident_id, detail))
+    return outcome
+
+
+def refuse_throttled(
+    ctx: CommandContext, source: ReplySource, *, until: datetime, repeats: int
+) -> Outcome:
+    """A reply from a number or address locked out for too many wrong codes, refused unread.
+
+    The first refusals are answered, saying until when and how to acknowledge instead (the
+    real duty officer may be the one who mistyped); later ones only audited. At the first,
+    the party's room is told, so someone there acknowledges with ``!kvittera`` and knows a
+    phone of theirs is sending wrong codes (or someone is guessing)."""
+    party = (
+        ctx.config.party_for_destination(source.channel, source.sender)
+        if source.sender is not None
+        else None
+    )
+    answered = party is not None and repeats < THROTTLED_ANSWERS
+    outcome = Outcome()
+    if party is not None:
+        voice = Voice(_catalog(ctx), party.language, home_server(ctx))
+        ack = build_registry().display("ack", party.language)
+        if answered:
+            body = voice.text("reply.rejected.throttled", until=voice.time(until), ack=ack)
+            outcome.deliveries.extend(answer(source, party.language, body, "answer"))
+        if repeats == 0:
+            outcome.posts.append(
+                Post(
+                    room_id=party.room,
+                    body=voice.text(
+                        "room.throttled_replies",
+                        who=who(source.sender or ""),
+                        channel=voice.channel_name(source.channel),
+                        until=voice.time(until),
+                        ack=ack,
+                    ),
+                    key="throttled",
+                    purpose="notice",
+                )
+            )
+    outcome.audit.append(
+        AuditEntry(
+            "inbound_reply.refused",
+            None,
+            {
+                "channel": source.channel,
+                "reason": "throttled",
+                "answered": bool(outcome.deliveries),
+                "repeats": repeats,
+                "room_told": bool(outcome.posts),
+                "until": until.isoformat(),
+            },
+        )
+    )
     return outcome

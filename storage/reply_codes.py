@@ -16,9 +16,10 @@ module only reads and writes rows, inside the caller's transaction
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, String, delete, func, select, update
+from sqlalchemy import Index, Integer, String, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -117,14 +118,22 @@ async def record_failure(
 
 
 async def failures_since(
-    session: AsyncSession, *, channel: str, sender: str, since: datetime
-) -> int:
-    query = select(func.count()).where(
+    session: AsyncSession,
+    *,
+    channel: str,
+    sender: str,
+    since: datetime,
+    reasons: Sequence[str] | None = None,
+) -> list[datetime]:
+    """When ``sender`` failed since ``since`` (with one of ``reasons``, or any), oldest first."""
+    query = select(ReplyCodeFailureRow.at).where(
         ReplyCodeFailureRow.channel == channel,
         ReplyCodeFailureRow.sender == sender,
         ReplyCodeFailureRow.at > since,
     )
-    return int((await session.execute(query)).scalar_one())
+    if reasons is not None:
+        query = query.where(ReplyCodeFailureRow.reason.in_(tuple(reasons)))
+    return list((await session.execute(query.order_by(ReplyCodeFailureRow.at))).scalars())
 
 
 async def purge(session: AsyncSession, *, before: datetime) -> tuple[int, int]:

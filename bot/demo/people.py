@@ -542,6 +542,17 @@ class Person:
         content = {"msgtype": "m.notice" if notice else "m.text", "body": body}
         return await self.send(room_id, content)
 
+    async def send_plaintext(self, room_id: str, body: str) -> str:
+        """Post ``body`` unencrypted, whatever the room's setting (through the plain API, as a
+        client or bridge that does not encrypt would); returns the event id."""
+        txn = secrets.token_hex(8)
+        reply = await self._raw(
+            "PUT",
+            f"/rooms/{quote(room_id, safe='')}/send/m.room.message/{txn}",
+            body={"msgtype": "m.text", "body": body},
+        )
+        return str(reply["event_id"])
+
     async def react(self, room_id: str, event_id: str, key: str) -> str:
         """Put reaction ``key`` (e.g. "✅") on ``event_id``; returns the reaction's event id."""
         content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}

@@ -31,6 +31,7 @@ from bot.engine.writer import WATCHED, OutcomeWriter
 from commands.context import CommandContext
 from commands.fallback import fall_back
 from storage import audit
+from storage.errors import describe_failure, is_database_fault
 from storage.models import OutboxRow
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,10 @@ class Fallback:
                 )
             payload["fallback"] = {"at": now.isoformat(), "reason": reason[:200]}
         except Exception as exc:  # recorded, so that it is not tried again with every retry
-            log.exception("fallback of outbox row %s failed", row.id)
+            if is_database_fault(exc):
+                log.error("fallback of outbox row %s failed: %s", row.id, describe_failure(exc))
+            else:
+                log.exception("fallback of outbox row %s failed", row.id)
             payload["fallback"] = {"at": now.isoformat(), "error": type(exc).__name__}
             await audit.append(
                 session,

@@ -30,6 +30,7 @@ from bot.matrix.gateway import MatrixGateway
 from bridges.signed_links import LinkClaim
 from storage import audit, inbox, outbox, state
 from storage.database import Database
+from storage.errors import describe_failure, is_database_fault
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,10 @@ class InboxPass:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("handling inbox row %s failed", row_id)
+            if is_database_fault(exc):  # one line: no SQL, no parameters, what to do
+                log.error("handling inbox row %s failed: %s", row_id, describe_failure(exc))
+            else:  # a bug: the traceback is what a developer needs
+                log.exception("handling inbox row %s failed", row_id)
             await self._record_failure(row_id, exc)
             self._decided()
 

@@ -25,6 +25,7 @@ from commands.channel_ack import (
     ReplySource,
     acknowledge_by_reply,
     refuse_reply,
+    refuse_throttled,
 )
 from commands.context import CommandContext
 from commands.outcome import AuditEntry, Outcome
@@ -108,6 +109,11 @@ class ChannelReplies:
         result = await self.codes.redeem(
             session, channel=channel, sender=row.sender, code=parsed.code, now=now
         )
+        if isinstance(result, Rejected) and result.reason is RejectReason.THROTTLED:
+            return _with_code_audit(
+                refuse_throttled(ctx, source, until=result.until or now, repeats=result.repeats),
+                result,
+            )
         if not isinstance(result, Redeemed):
             return _with_code_audit(
                 refuse_reply(

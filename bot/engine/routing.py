@@ -83,6 +83,8 @@ class Router:
             if not self.gateway.room_facts(room_id).encrypted:
                 told = await outbox.any_to(session, room_id, PLAINTEXT_WARNING)
                 return Decision(self._unencrypted_refusal(row, body, told), inbox.HANDLED)
+            if row.payload.get("decrypted") is False:
+                return Decision(self._plaintext_refusal(row, body), inbox.HANDLED)
             result = await dispatch.handle_message(
                 Invocation(
                     event_id=row.event_id,
@@ -135,6 +137,29 @@ class Router:
                     key="unencrypted",
                     purpose=PLAINTEXT_WARNING,
                 )
+            )
+        return outcome
+
+    def _plaintext_refusal(self, row: InboxRow, body: str) -> Outcome:
+        """A command sent unencrypted into an encrypted room (a client or a bridge that does
+        not encrypt, or someone posting through the plain API) is not honoured: whoever can
+        read the server could have written it. Answered (encrypted, quoting nothing) if it
+        looks like a command, audited always."""
+        outcome = Outcome(
+            audit=[
+                AuditEntry(
+                    "command.refused",
+                    row.room_id,
+                    {"reason": "sent unencrypted in an encrypted room", "sender": row.sender},
+                )
+            ]
+        )
+        if body.strip().startswith("!"):
+            text = self.catalog.text(
+                self.config.room_language(row.room_id or ""), "bot.plaintext_command"
+            )
+            outcome.posts.append(
+                Post(room_id=row.room_id or "", body=text, in_reply_to=row.event_id)
             )
         return outcome
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.waiting import wait_event
+from storage.errors import describe_failure
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ REPORT_AFTER = 3
 RETRY_INITIAL_S = 1.0
 RETRY_MAX_S = 30.0
 
-Trouble = Callable[[str, str | None], Awaitable[None]]  # pass name, error type (None: recovered)
+Trouble = Callable[[str, str | None], Awaitable[None]]  # pass name, what failed (None: recovered)
 
 
 class Pass(Protocol):
@@ -112,16 +113,11 @@ class Supervisor:
     async def _failed(self, running: _Running, exc: Exception) -> float:
         running.failures += 1
         name = running.work.name
-        log.error(
-            "%s pass failed (%d in a row): %s: %s",
-            name,
-            running.failures,
-            type(exc).__name__,
-            str(exc).splitlines()[0][:300] if str(exc) else "",
-        )
+        what = describe_failure(exc)
+        log.error("%s pass failed (%d in a row): %s", name, running.failures, what)
         if running.failures >= REPORT_AFTER and not running.reported:
             running.reported = True
-            await self._report(name, type(exc).__name__)
+            await self._report(name, what)
         return min(RETRY_INITIAL_S * 2 ** (running.failures - 1), RETRY_MAX_S)
 
     async def _recovered(self, running: _Running) -> None:

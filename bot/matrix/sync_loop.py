@@ -21,6 +21,7 @@ from nio import AsyncClient, SyncResponse
 
 from bot.matrix.inbound import events_from_sync
 from bot.waiting import within
+from storage.errors import describe_failure
 from storage.inbox import InboundEvent
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,11 @@ class SyncLoop:
                 await self._handle(resp, first)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database said no: keep the token, back off, sync again
-                log.exception("could not store a sync batch; will fetch it again")
+            except Exception as exc:  # the database said no: keep the token, back off, sync again
+                log.error(
+                    "could not store a sync batch (%s); will fetch it again",
+                    describe_failure(exc),
+                )
                 await asyncio.sleep(min(delay, self._backoff_max))
                 delay = min(delay * 2, self._backoff_max)
                 continue
@@ -108,8 +112,8 @@ class SyncLoop:
             await self._after_sync(resp)
         except asyncio.CancelledError:
             raise
-        except Exception:  # housekeeping failures must not stop syncing
-            log.exception("after-sync housekeeping failed; continuing")
+        except Exception as exc:  # housekeeping failures must not stop syncing
+            log.error("after-sync housekeeping failed (%s); continuing", describe_failure(exc))
         if first:
             self.first_sync_done.set()
         self.sync_count += 1

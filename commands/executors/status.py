@@ -1,4 +1,11 @@
-"""!status: the board of an incident, as a reply, for any duty officer or coordinator."""
+"""!status: the board of an incident, as a reply, for any duty officer or coordinator.
+
+Who sees which board where: a board shows every party's answer, pledge and remark, so it is
+shown only in rooms that take part in that incident: the coordination room (every incident),
+the initiating region's room, and the rooms of the parties its chain alarmed (the shared
+picture of one response). In the room of a party the incident does not concern, ``!status
+H-7`` is refused and audited, whoever asks; without an id it shows only what concerns the room.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from commands.declaration import Call
 from commands.lookup import incident_by_number
 from commands.outcome import Outcome
 from commands.render import Voice, render_board
-from commands.replies import answered, voice_for
+from commands.replies import answered, refused, voice_for
 
 
 async def _relevant_open(call: Call, ctx: CommandContext) -> list[Incident]:
@@ -20,6 +27,16 @@ async def _relevant_open(call: Call, ctx: CommandContext) -> list[Incident]:
     found = {i.id: i for i in await ctx.incidents.open_for_region(party.id)}
     found.update({i.id: i for i in await ctx.incidents.alarmed_for_party(party.id)})
     return sorted(found.values(), key=lambda i: i.number)
+
+
+def _concerns_room(call: Call, ctx: CommandContext, incident: Incident) -> bool:
+    """Whether ``incident``'s board may be shown in the call's room (see the module doc)."""
+    party = ctx.config.party_for_room(call.room_id)
+    if party is None:  # the coordination room (commands reach no other room)
+        return True
+    if incident.region_id == party.id:
+        return True
+    return incident.chain is not None and incident.chain.party(party.id) is not None
 
 
 def _render_board(call: Call, ctx: CommandContext, incident: Incident, voice: Voice) -> str:
@@ -39,6 +56,9 @@ async def execute_status(call: Call, ctx: CommandContext) -> Outcome:
         incident = await incident_by_number(call, ctx, number, voice)
         if isinstance(incident, Outcome):
             return incident
+        if not _concerns_room(call, ctx, incident):
+            body = voice.text("status.not_here", incident=incident.id)
+            return refused(call, body, "board_not_for_room", subject=incident.id)
         return answered(call, _render_board(call, ctx, incident, voice), reaction=None)
     candidates = await _relevant_open(call, ctx)
     if not candidates:

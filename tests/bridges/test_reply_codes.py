@@ -263,6 +263,31 @@ async def test_throttle_after_wrong_guesses(
     assert isinstance(await redeem(db, codes, clock, code), Redeemed)
 
 
+async def test_trying_on_while_throttled_does_not_lengthen_the_lockout(
+    db: Database, codes: ReplyCodes, clock: FakeClock
+) -> None:
+    """The real duty officer who mistyped five times and keeps trying is let in again when
+    the window after the guesses has passed, however often it tried meanwhile; each refusal
+    says until when and how many came before it (for answering only the first few)."""
+    code = await issue(db, codes, clock)
+    wrong = other_code(code)
+    first_guess = clock.now()
+    for _ in range(codes.policy.max_wrong):
+        assert (await redeem(db, codes, clock, wrong)).reason is RejectReason.WRONG
+        clock.advance(60)
+    refusals = []
+    for _ in range(20):
+        result = await redeem(db, codes, clock, code)
+        assert isinstance(result, Rejected)
+        assert result.reason is RejectReason.THROTTLED
+        refusals.append(result)
+        clock.advance(60)
+    assert [r.repeats for r in refusals] == list(range(20))
+    assert {r.until for r in refusals} == {first_guess + codes.policy.throttle_window}
+    clock.set(first_guess + codes.policy.throttle_window + timedelta(seconds=1))
+    assert isinstance(await redeem(db, codes, clock, code), Redeemed)
+
+
 async def test_expired_and_reused_do_not_count_towards_throttle(
     db: Database, codes: ReplyCodes, clock: FakeClock
 ) -> None:

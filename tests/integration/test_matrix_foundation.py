@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bot.config import load_config
 from bot.demo.people import Person
+from bot.demo.script import say
 from bot.demo.world import World
 from storage import audit
 from storage.database import Database
@@ -230,6 +231,32 @@ async def test_unencrypted_room_is_refused_and_explained_without_content(
     assert "krypter" in warning.body.lower()
     actions = {a for a, _, _ in await audit_actions(world)}
     assert {"matrix.room.unencrypted", "command.refused"} <= actions
+
+
+async def test_a_command_sent_unencrypted_into_an_encrypted_room_is_refused(
+    make_world: WorldFactory,
+) -> None:
+    """Whoever can read the server could have written a plaintext event: it never acts."""
+    world = await make_world(regions=(("uppsala", "Region Uppsala"),))
+    tib, room = world.officer("uppsala"), world.rooms["uppsala"]
+    async with bot_in_process(world.config_path):
+        await world.wait_bot_joined()
+        plain = await tib.send_plaintext(room, "!händelse katastrofläge Okrypterat larm")
+        answer = await tib.wait_for(
+            lambda m: m.sender == world.bot_user_id and m.reply_to == plain, timeout=30
+        )
+        # The same command, encrypted, is carried out: the refusal was about the form only.
+        await say(world, "uppsala", "!hjälp", "!händelse")
+    assert answer.encrypted
+    assert "okrypterat" in answer.body
+    assert "Okrypterat larm" not in answer.body  # quotes nothing
+    actions = [(a, d) for a, _, d in await audit_actions(world)]
+    assert not [a for a, _ in actions if a == "incident.confirmed"]
+    refused = [d for a, d in actions if a == "command.refused"]
+    assert [(d["reason"], d["sender"], d["source"]) for d in refused] == [
+        ("sent unencrypted in an encrypted room", tib.user_id, plain)
+    ]
+    assert len(bot_messages(tib, world, room)) == 2
 
 
 async def test_invite_to_a_room_not_in_config_is_declined_and_audited(

@@ -587,6 +587,25 @@ async def test_coordinator_and_any_duty_officer_may_see_the_status(bot: Harness)
         assert body.startswith("🚨 H-1 · Förstärkningsläge · Region Uppsala"), (where, who)
 
 
+async def test_a_board_is_shown_only_in_rooms_its_incident_concerns(bot: Harness) -> None:
+    """Before the chain starts, H-1 concerns Uppsala (and the coordination room) only: its
+    board, with every answer and remark to come, is refused in Dalarna's room and audited;
+    once Dalarna is alarmed, it is part of the shared picture."""
+    await bot.say(UPPSALA, UPPSALA_TIB, "!händelse stab Brand")
+    bot.take()
+    body = only_reply(await bot.say(room("dalarna"), duty_officer("dalarna"), "!status H-1"))
+    assert body.startswith("H-1 rör inte det här rummet, så dess tavla visas inte här.")
+    assert "🚨" not in body
+    refused = await bot.audit_entries("command.refused")
+    assert [(e.subject, e.detail["reason"]) for e in refused] == [("H-1", "board_not_for_room")]
+    coordination = only_reply(await bot.say(COORDINATION_ROOM, COORDINATOR, "!status H-1"))
+    assert coordination.startswith("🚨 H-1 ·")
+    await bot.say(UPPSALA, UPPSALA_TIB, "!larma")
+    bot.take()
+    shown = only_reply(await bot.say(room("dalarna"), duty_officer("dalarna"), "!status H-1"))
+    assert shown.startswith("🚨 H-1 ·")
+
+
 # -- help ----------------------------------------------------------------------------------------
 
 

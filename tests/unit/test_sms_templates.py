@@ -42,7 +42,13 @@ from bridges.reply_parser import ParseProblem, parse_reply
 from bridges.sms import gsm7
 from bridges.sms.sender import sms_text
 from commands.arguments import MAX_HEADLINE
-from commands.channel_ack import CLOSED, ReplySource, acknowledge_by_reply, refuse_reply
+from commands.channel_ack import (
+    CLOSED,
+    ReplySource,
+    acknowledge_by_reply,
+    refuse_reply,
+    refuse_throttled,
+)
 from commands.outcome import CODE
 from commands.registry import build_registry
 from commands.render import Voice
@@ -222,12 +228,16 @@ async def night(
         )
         answers += [Sms("acknowledged, short", d.body) for d in outcome.deliveries]
         for reason in RejectReason:  # "foreign" is said as "wrong": both are here
-            outcome = refuse_reply(
-                ctx,
-                source,
-                reason=reason.value,
-                audit_action="inbound_reply.refused",
-                incident_id=incident.id,
+            outcome = (
+                refuse_throttled(ctx, source, until=clock.now(), repeats=0)
+                if reason is RejectReason.THROTTLED
+                else refuse_reply(
+                    ctx,
+                    source,
+                    reason=reason.value,
+                    audit_action="inbound_reply.refused",
+                    incident_id=incident.id,
+                )
             )
             answers += [Sms(f"refused: {reason.value}", d.body) for d in outcome.deliveries]
         for kind, reply in UNREADABLE.items():
