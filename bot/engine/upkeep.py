@@ -61,6 +61,7 @@ class MatrixUpkeep:
         self._warned_unencrypted: set[str] = set()
         self._syncs = 0
         self._rooms_checked = False
+        self._seen_troubles: set[str] = set()
 
     async def after_sync(self, _response: object = None) -> None:
         gateway = self.gateway
@@ -175,8 +176,16 @@ class MatrixUpkeep:
         config = self.config
         if self.gateway.unsettled_rooms() & config.known_rooms() and self._syncs < 10:
             return
-        self._rooms_checked = True
         troubles = troubled_rooms(config, self.gateway.room_problem)
+        if troubles and not self._seen_troubles and self._syncs < 10:
+            # A room just joined may not have its state synced yet: say only what a second
+            # look, one sync later, still finds.
+            self._seen_troubles = {t.room_id for t in troubles}
+            return
+        troubles = [
+            t for t in troubles if not self._seen_troubles or t.room_id in self._seen_troubles
+        ]
+        self._rooms_checked = True
         rooms = len(config.known_rooms())
         for trouble in troubles:
             log.warning(
