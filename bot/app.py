@@ -49,6 +49,7 @@ from bot.matrix.sender import MatrixSender
 from bot.matrix.session import SessionInfo, SessionStore, StartupRefused, open_session
 from bot.matrix.sync_loop import SyncLoop
 from bridges.signed_links import SignedLinks
+from commands.exercise.marking import ExerciseMarking
 from storage import audit, state, stats
 from storage.database import Database
 
@@ -144,7 +145,10 @@ class App:
             and cfg.bridges.sms.delivery_reports
             else None
         )
-        writer = OutcomeWriter(delivery_deadlines={"sms": sms_timeout} if sms_timeout else {})
+        writer = OutcomeWriter(
+            marking=ExerciseMarking(cfg, self.catalog),
+            delivery_deadlines={"sms": sms_timeout} if sms_timeout else {},
+        )
         fallback = Fallback(writer=writer, make_context=make_context, wake=wake("delivery"))
         codes = reply_codes(cfg.bridges, secrets) if cfg.bridges and secrets else None
         self.inbox = InboxPass(

@@ -28,7 +28,8 @@ from bot.engine.writer import OutcomeWriter
 from bot.i18n import Catalog
 from commands.context import CommandContext, Invocation, Reaction
 from commands.dispatch import handle_message, handle_reaction
-from commands.escalation import fire_due
+from commands.due import fire_due_row
+from commands.exercise.marking import ExerciseMarking
 from commands.outcome import Delivery, Outcome, Post
 from storage import audit
 from storage.database import Database
@@ -196,7 +197,7 @@ class Harness:
     _delivery: DeliveryPass | None = None
 
     def __post_init__(self) -> None:
-        self.writer = OutcomeWriter()
+        self.writer = OutcomeWriter(marking=ExerciseMarking(self.config, self.catalog))
         channels = ("matrix", *self.config.bridge_channels())
         self._delivery = DeliveryPass(
             self.db,
@@ -228,6 +229,7 @@ class Harness:
         return ContractSent(event_id)
 
     async def _record(self, session: Any, inbound: str, sender: str, outcome: Outcome) -> None:
+        outcome = self.writer.marking(outcome)  # what is decided is what the writer writes
         keys = [p.key for p in outcome.posts] + [d.key for d in outcome.deliveries]
         assert len(keys) == len(set(keys)), f"post keys not unique: {keys}"
         for post in outcome.posts:
@@ -281,18 +283,29 @@ class Harness:
         seen: set[str] = set()
         while True:
             async with self.db.read() as session:
-                rows = [(r.key, r.incident_id) for r in await due_now(session, self.clock.now())]
+                rows = [
+                    (r.key, r.incident_id, r.kind, r.schedule_id)
+                    for r in await due_now(session, self.clock.now())
+                ]
             if not rows:
                 return outcomes
-            for key, incident_id in rows:
+            for key, incident_id, kind, schedule_id in rows:
                 assert key not in seen, f"due time {key} is still pending after it fired"
                 seen.add(key)
-                outcomes.append(await self.fire(key, incident_id))
+                outcomes.append(await self.fire(key, incident_id, kind, schedule_id))
 
-    async def fire(self, key: str, incident_id: str) -> Outcome:
+    async def fire(
+        self,
+        key: str,
+        incident_id: str | None,
+        kind: str = "step",
+        schedule_id: int | None = None,
+    ) -> Outcome:
         """Fire one due time now, in its own write transaction, as the engine does."""
         async with self.db.write() as session:
-            outcome = await fire_due(key, incident_id, self._context(session))
+            outcome = await fire_due_row(
+                kind, key, incident_id, schedule_id, self._context(session)
+            )
             await self._record(session, f"due:{key}", ENGINE, outcome)
         await self.deliver()
         return outcome
