@@ -2,7 +2,7 @@
 
 Reminders and escalation steps of an incident (``step``, ``pledge``) are
 :func:`commands.escalation.fire_due`; an exercise's start, its reminders to the coordinators
-and a running exercise's deadline (``exercise.*``) are :mod:`commands.exercise.due`. The due
+and a running exercise's deadline (``exercise_*``) are :mod:`commands.exercise.due`. The due
 pass (and the unit harness) call this one function, so a row of a new kind has one place to go.
 """
 

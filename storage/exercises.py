@@ -2,10 +2,10 @@
 
 A planned exercise (``S-4``) is a row of ``exercise_schedules``; what must happen for it is a
 row of the one ``due_times`` table the due-time pass reads, with ``schedule_id`` set and no
-incident (it has none yet): its start (kind ``exercise.start``) and each reminder to the
-coordinators (``exercise.remind``). So a planned exercise survives restarts like any reminder,
+incident (it has none yet): its start (kind ``exercise_start``) and each reminder to the
+coordinators (``exercise_remind``). So a planned exercise survives restarts like any reminder,
 and the scheduler is rebuilt from the same rows. A running exercise's deadline is an incident's
-due row (``exercise.end``). Cancelling or settling a plan settles its pending due rows in the
+due row (``exercise_end``). Cancelling or settling a plan settles its pending due rows in the
 same transaction.
 """
 
@@ -56,8 +56,6 @@ def start_key(number: int) -> str:
 
 def remind_key(number: int, before: timedelta) -> str:
     return f"{format_schedule_id(number)}:remind:{int(before.total_seconds())}"
-
-
 
 
 class SqlSchedules:

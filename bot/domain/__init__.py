@@ -31,6 +31,7 @@ from bot.domain.escalation import (
 )
 from bot.domain.history import AuditHead, IncidentHistory, Recorded, SentMessage
 from bot.domain.incident import (
+    EXERCISE_KINDS,
     ID_PREFIXES,
     AckRecorded,
     ChainStarted,

@@ -34,16 +34,18 @@ SCHEDULE_PREFIX = "S"
 
 #: Due-time kinds of exercises: a plan's start and its reminders to the coordinators (rows of
 #: the plan, no incident yet), and a running exercise's deadline (a row of its incident).
-START = "exercise.start"
-REMIND = "exercise.remind"
-END = "exercise.end"
-REPORT = "exercise.report"  # the report of an exercise that ended, in its own transaction
+START = "exercise_start"
+REMIND = "exercise_remind"
+END = "exercise_end"
+REPORT = "exercise_report"  # the report of an exercise that ended, in its own transaction
 DUE_KINDS = (START, REMIND, END, REPORT)
 
 
 def exercise_due_key(incident_id: str, kind: str) -> str:
     """The key of an exercise's own due row (its deadline, its report): ``Ö-3:exercise.end``."""
     return f"{incident_id}:{kind}"
+
+
 _SCHEDULE_ID = re.compile(r"^#?s-?([0-9]{1,9})$", re.IGNORECASE)
 
 #: How far ahead a schedule may be set, and how far a recurrence is searched: a rule that has

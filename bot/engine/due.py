@@ -12,7 +12,7 @@ each row either fired with its outcome or still pending:
   time, so the party moves on to its next channel (:mod:`bot.engine.fallback`); moot if it was
   delivered, cancelled or fell back already;
 - an exercise's start, a reminder of it to the coordinators, or a running exercise's deadline
-  (kinds ``exercise.*``, rows of a planned exercise that has no incident yet):
+  (kinds ``exercise_*``, rows of a planned exercise that has no incident yet):
   :mod:`commands.exercise.due` decides, written like the reminders.
 
 Besides the rows, the pass asks each *due source* for what should be a row by now: the
@@ -84,7 +84,11 @@ class DuePass:
             outcome = await plan_next(self.make_context(session))
             if outcome is not None:
                 await self.writer.write(
-                    session, source_id="schedules", actor=BOT, outcome=outcome, now=self.clock.now()
+                    session,
+                    source_id="schedules",
+                    actor=BOT,
+                    outcome=outcome,
+                    now=self.clock.now(),
                 )
 
     async def fire_due_now(self) -> int:

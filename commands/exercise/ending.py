@@ -11,7 +11,7 @@ their send, and no exercise stand-down is sent on top of the live alarm; the coo
 is told. Otherwise the parties get the exercise's stand-down on every channel.
 
 Either way the exercise's report follows in a transaction of its own (a due row of kind
-``exercise.report``), so that it reads everything the ending wrote.
+``exercise_report``), so that it reads everything the ending wrote.
 """
 
 from __future__ import annotations
@@ -47,9 +47,7 @@ def complete(incident: Incident) -> bool:
     )
 
 
-def _stand_down_to_parties(
-    ctx: CommandContext, incident: Incident, catalog: Catalog
-) -> Outcome:
+def _stand_down_to_parties(ctx: CommandContext, incident: Incident, catalog: Catalog) -> Outcome:
     """The exercise's end on every channel the alarm went out on."""
     outcome = Outcome()
     if incident.chain is None:
@@ -98,6 +96,7 @@ async def end_exercise(
     *,
     catalog: Catalog,
     registry: Registry,
+    with_boards: bool = True,
 ) -> Outcome:
     """End ``incident`` (an exercise) for ``reason``; ``by`` is who, or the live incident's id.
 
@@ -110,8 +109,9 @@ async def end_exercise(
     outcome = Outcome()
     stood_down_here = incident.state is not IncidentState.STOOD_DOWN
     if stood_down_here:
-        stood = incident.stand_down(by=by if reason is not EndReason.LIVE_INCIDENT else BOT,
-                                    clock=ctx.clock)
+        stood = incident.stand_down(
+            by=by if reason is not EndReason.LIVE_INCIDENT else BOT, clock=ctx.clock
+        )
         outcome.audit.append(
             AuditEntry(
                 "incident.stood_down",
@@ -145,7 +145,8 @@ async def end_exercise(
             )
     elif stood_down_here:
         outcome.extend(_stand_down_to_parties(ctx, incident, catalog))
-    outcome.boards += incident_boards(ctx, incident, catalog, registry)
+    if with_boards:  # not when the caller adds the boards itself
+        outcome.boards += incident_boards(ctx, incident, catalog, registry)
     await ctx.schedules.add_report(incident.id, now)
     return outcome
 
@@ -158,7 +159,13 @@ async def after_acknowledgement(
     if not incident.is_exercise or not incident.is_open or not complete(incident):
         return Outcome()
     return await end_exercise(
-        ctx, incident, EndReason.COMPLETED, None, catalog=catalog, registry=registry
+        ctx,
+        incident,
+        EndReason.COMPLETED,
+        None,
+        catalog=catalog,
+        registry=registry,
+        with_boards=False,
     )
 
 

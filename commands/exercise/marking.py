@@ -36,7 +36,7 @@ class ExerciseMarking:
     def markers(self) -> tuple[str, ...]:
         return tuple(self.marker(lang) for lang in self.catalog.languages)
 
-    def mark(self, body: str, lang: str) -> str:
+    def render_marked(self, body: str, lang: str) -> str:
         """``body`` starting with the marker of ``lang`` (unchanged if it already does)."""
         marker = self.marker(lang)
         if body.startswith(marker):
@@ -51,7 +51,9 @@ class ExerciseMarking:
 
     def _delivery(self, delivery: Delivery) -> Delivery:
         lang = self._delivery_language(delivery)
-        return replace(delivery, body=self.mark(delivery.body, lang), marker=self.marker(lang))
+        return replace(
+            delivery, body=self.render_marked(delivery.body, lang), marker=self.marker(lang)
+        )
 
     @staticmethod
     def _audit(entry: AuditEntry) -> AuditEntry:
@@ -64,13 +66,13 @@ class ExerciseMarking:
         room = self.config.room_language
         return Outcome(
             posts=[
-                replace(p, body=self.mark(p.body, room(p.room_id)))
+                replace(p, body=self.render_marked(p.body, room(p.room_id)))
                 if is_exercise_id(p.incident_id)
                 else p
                 for p in outcome.posts
             ],
             boards=[
-                replace(b, body=self.mark(b.body, room(b.room_id)))
+                replace(b, body=self.render_marked(b.body, room(b.room_id)))
                 if is_exercise_id(b.incident_id)
                 else b
                 for b in outcome.boards
@@ -81,7 +83,7 @@ class ExerciseMarking:
                 for d in outcome.deliveries
             ],
             attachments=[
-                replace(a, body=self.mark(a.body, room(a.room_id)))
+                replace(a, body=self.render_marked(a.body, room(a.room_id)))
                 if is_exercise_id(a.incident_id)
                 else a
                 for a in outcome.attachments

@@ -154,7 +154,9 @@ def render_announcement(plan: PlannedExercise, voice: Voice, *, zone: str, regio
     )
 
 
-def render_missed(plan: PlannedExercise, voice: Voice, *, zone: str, late: timedelta, command: str) -> str:
+def render_missed(
+    plan: PlannedExercise, voice: Voice, *, zone: str, late: timedelta, command: str
+) -> str:
     return voice.text(
         "exercise.missed",
         schedule=plan.id,
@@ -192,7 +194,9 @@ def render_exercise_started(
 # -- the test alarm: a short text asking only for an acknowledgement ----------------------------
 
 
-def render_test_alarm(incident: Incident, member: ChainParty, voice: Voice, *, ack_command: str) -> str:
+def render_test_alarm(
+    incident: Incident, member: ChainParty, voice: Voice, *, ack_command: str
+) -> str:
     return voice.lines(
         voice.text("testalarm.header", incident=incident.id, region=incident.region_name),
         voice.text("testalarm.ask", party=member.party.name, command=ack_command),

@@ -50,7 +50,9 @@ def times_to_ack(incident: Incident) -> dict[str, timedelta | None]:
     out: dict[str, timedelta | None] = {}
     for member in incident.chain.parties:
         first = incident.first_ack(member.id)
-        out[member.id] = None if first is None else max(timedelta(0), first.at - incident.alarmed_at)
+        out[member.id] = (
+            None if first is None else max(timedelta(0), first.at - incident.alarmed_at)
+        )
     return out
 
 
@@ -131,9 +133,7 @@ def render_party_line(timeline: Timeline, party: PartyFigures, voice: Voice) -> 
         channels = _channels(party, voice)
         if channels:
             line += voice.text("exercise.report.channels", channels=channels)
-    line += voice.text(
-        "exercise.report.steps", reminders=reminders, escalations=escalations
-    )
+    line += voice.text("exercise.report.steps", reminders=reminders, escalations=escalations)
     if party.problems:
         line += voice.text("report.party.problems", count=party.problems)
     if party.required > 0:
