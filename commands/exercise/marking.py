@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from bot.config import Config
-from bot.domain import incident_kind, is_exercise_id
+from bot.domain import IncidentKind, incident_kind, is_exercise_id
 from bot.i18n import Catalog
 from commands.outcome import AuditEntry, Delivery, Outcome
 
@@ -62,12 +62,21 @@ class ExerciseMarking:
             return entry
         return replace(entry, detail={**entry.detail, "exercise": kind.value})
 
+    @staticmethod
+    def _about_exercise(outcome: Outcome) -> bool:
+        """An outcome whose audit names only exercises (``Ö-3``, ``T-2``) and no live
+        incident: its answers that name no incident (a reply to ``!kvittera Ö-3``) are about
+        the exercise."""
+        kinds = {incident_kind(e.subject) for e in outcome.audit} - {None}
+        return bool(kinds) and IncidentKind.LIVE not in kinds
+
     def __call__(self, outcome: Outcome) -> Outcome:
         room = self.config.room_language
+        unnamed = self._about_exercise(outcome)
         return Outcome(
             posts=[
                 replace(p, body=self.render_marked(p.body, room(p.room_id)))
-                if is_exercise_id(p.incident_id)
+                if is_exercise_id(p.incident_id) or (unnamed and p.incident_id is None)
                 else p
                 for p in outcome.posts
             ],

@@ -228,7 +228,8 @@ class Harness:
             self.deliveries.append(decided)
         return ContractSent(event_id)
 
-    async def _record(self, session: Any, inbound: str, sender: str, outcome: Outcome) -> None:
+    async def _record(self, session: Any, inbound: str, sender: str, outcome: Outcome) -> Outcome:
+        """Write ``outcome`` as the engine does; returns it as written (exercises marked)."""
         outcome = self.writer.marking(outcome)  # what is decided is what the writer writes
         keys = [p.key for p in outcome.posts] + [d.key for d in outcome.deliveries]
         assert len(keys) == len(set(keys)), f"post keys not unique: {keys}"
@@ -242,6 +243,7 @@ class Harness:
             session, source_id=inbound, actor=sender, outcome=outcome, now=self.clock.now()
         )
         self.outcomes.append(outcome)
+        return outcome
 
     async def deliver(self) -> None:
         """Everything written goes out: delivery passes until nothing is due."""
@@ -255,7 +257,7 @@ class Harness:
         async with self.db.write() as session:
             outcome = await handle_message(invocation, self._context(session))
             if outcome is not None:
-                await self._record(session, event_id, sender, outcome)
+                outcome = await self._record(session, event_id, sender, outcome)
         await self.deliver()
         return outcome
 
@@ -267,7 +269,7 @@ class Harness:
         async with self.db.write() as session:
             outcome = await handle_reaction(reaction, self._context(session))
             if outcome is not None:
-                await self._record(session, event_id, sender, outcome)
+                outcome = await self._record(session, event_id, sender, outcome)
         await self.deliver()
         return outcome
 
@@ -306,7 +308,7 @@ class Harness:
             outcome = await fire_due_row(
                 kind, key, incident_id, schedule_id, self._context(session)
             )
-            await self._record(session, f"due:{key}", ENGINE, outcome)
+            outcome = await self._record(session, f"due:{key}", ENGINE, outcome)
         await self.deliver()
         return outcome
 
