@@ -18,7 +18,6 @@ from chain_world import (
     Harness,
     duty_officer,
     mellansverige,
-    member,
     room,
 )
 
@@ -155,7 +154,7 @@ async def test_every_template_carries_the_marker_in_each_language(
     )
     bot = Harness(db=db, config=config, clock=clock, catalog=catalog)
     langs = dict.fromkeys([*REGIONS, NATIONAL, BLOOD_CENTRE], lang)
-    if True:
+    if True:  # one language throughout
         for_all = {"sv": "!övning", "nb": "!øvelse", "en": "!exercise"}[lang]
         await bot.say(COORDINATION_ROOM, COORDINATOR, f"{for_all} scenario")
         seen_purposes: set[str] = set()
@@ -191,7 +190,8 @@ async def test_every_template_carries_the_marker_in_each_language(
             for a in o.attachments:
                 assert a.body.startswith(marker + ":")
         for (incident_id, _room), board in bot.boards.items():
-            assert incident_id == "Ö-1" and board.startswith(marker + ":"), board
+            assert incident_id == "Ö-1"
+            assert board.startswith(marker + ":"), board
         assert {"alarm", "escalation"} <= seen_purposes, seen_purposes
         bot.take_deliveries()
 
@@ -218,7 +218,8 @@ async def test_a_test_alarm_asks_only_for_an_acknowledgement(bot: Harness) -> No
     bot.take_deliveries()
     ended = await bot.audit_entries("exercise.ended")
     assert [e.detail["reason"] for e in ended] == ["completed"]
-    assert ended[0].subject == "T-1" and ended[0].detail["exercise"] == "test"
+    assert ended[0].subject == "T-1"
+    assert ended[0].detail["exercise"] == "test"
     await bot.run_due()
     report = [p for p in bot.take() if p.room_id == COORDINATION_ROOM]
     assert any("Rapport larmprov T-1" in p.body for p in report)
@@ -245,12 +246,15 @@ async def test_a_live_incident_ends_the_exercise_and_no_code_crosses(bot: Harnes
     assert not [p for p in posts if p.purpose == "standdown"]
     await bot.say(UPPSALA, TIB, "!larma")
     live = [p for p in bot.take() if p.purpose == "alarm"]
-    assert live and not any(p.body.startswith("ÖVNING") for p in live)
+    assert live
+    assert not any(p.body.startswith("ÖVNING") for p in live)
     live_sms = [d for d in bot.take_deliveries() if d.channel == "sms"]
-    assert live_sms and not any("ÖVNING" in d.body for d in live_sms)
+    assert live_sms
+    assert not any("ÖVNING" in d.body for d in live_sms)
     # the exercise's id acknowledges nothing live; the live one nothing of the exercise
     answer = reply_of(await bot.say(room("gavleborg"), duty_officer("gavleborg"), "!kvittera Ö-1"))
-    assert "Ö-1" in answer and "H-1" not in answer
+    assert "Ö-1" in answer
+    assert "H-1" not in answer
     assert answer.startswith("ÖVNING:")
     async with bot.db.read() as session:
         ctx = bot._context(session)
@@ -259,14 +263,16 @@ async def test_a_live_incident_ends_the_exercise_and_no_code_crosses(bot: Harnes
     assert live_incident.first_ack("gavleborg") is None
     assert exercise.first_ack("gavleborg") is None
     answer = reply_of(await bot.say(room("gavleborg"), duty_officer("gavleborg"), "!kvittera"))
-    assert "H-1" in answer and not answer.startswith("ÖVNING")
+    assert "H-1" in answer
+    assert not answer.startswith("ÖVNING")
     bot.take()
     bot.take_deliveries()
     # no exercise reminder reaches anyone after the live alarm
     await bot.tick(60)
     for post in bot.take():
         if post.room_id != COORDINATION_ROOM:  # where the exercise's report goes
-            assert post.incident_id != "Ö-1" and not post.body.startswith("ÖVNING:"), post.body
+            assert post.incident_id != "Ö-1"
+            assert not post.body.startswith("ÖVNING:"), post.body
     for delivery in bot.take_deliveries():
         assert delivery.incident_id != "Ö-1"
     # and a new exercise is refused while the live one is open
