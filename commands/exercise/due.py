@@ -84,6 +84,11 @@ async def fire(
         if plan is None or plan.status is not PlanStatus.PLANNED:
             await ctx.schedules.settle_due(key, MOOT, now)
             return Outcome(audit=[AuditEntry("exercise.due_moot", None, {"key": key})])
+        if kind == REMIND and _stale_reminder(ctx, plan, key):
+            # The bot was down at its time: a reminder of what is about to happen (or just
+            # did) says nothing any more; the start itself decides what to ask.
+            await ctx.schedules.settle_due(key, MOOT, now)
+            return Outcome(audit=[AuditEntry("exercise.reminder_late", plan.id, {"key": key})])
         await ctx.schedules.settle_due(key, FIRED, now)
         if kind == REMIND:
             return _remind(ctx, plan, key, catalog, registry)
@@ -103,6 +108,14 @@ async def fire(
     if incident is None:
         return Outcome()
     return await report_outcome(ctx, incident, catalog=catalog, key_prefix="ended")
+
+
+def _stale_reminder(ctx: CommandContext, plan: PlannedExercise, key: str) -> bool:
+    """A reminder later than the start's grace, or due when its exercise is."""
+    before = timedelta(seconds=int(key.rsplit(":", 1)[1]))
+    late = ctx.clock.now() - (plan.at - before)
+    grace = timedelta(minutes=ctx.config.exercises.start_grace_min)
+    return late > grace or ctx.clock.now() >= plan.at
 
 
 def _remind(

@@ -90,6 +90,7 @@ def mellansverige(
     escalation: dict[str, Any] | None = None,
     party_overrides: dict[str, dict[str, Any]] | None = None,
     bridges: bool = True,
+    exercises: dict[str, Any] | None = None,
 ) -> Config:
     """Sjukvårdsregion Mellansverige: seven regions, Socialstyrelsen as national duty officer
     and Uppsala's blood centre. ``languages`` overrides a party's language by id;
@@ -135,6 +136,8 @@ def mellansverige(
     }
     if escalation is not None:
         data["escalation"] = escalation
+    if exercises is not None:
+        data["exercises"] = exercises
     if bridges:  # SMS and e-mail configured (nothing is started: executors only decide)
         data["bridges"] = {
             "secret": {"value": "unit-test-bridge-secret"},
