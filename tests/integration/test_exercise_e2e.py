@@ -173,6 +173,11 @@ async def test_a_scheduled_exercise_fires_after_a_restart_and_is_reported(
             await say(world, "uppsala", "!larma", "Larmkedjan för H-1")
             live = await world.officer("dalarna").wait_for(from_bot(world, "MASSKADELARM H-1"))
             assert not live.body.startswith("ÖVNING")
+            live_sms = await rig.kannel.wait_for_sent(
+                after=before, receiver=rig.number("dalarna"), timeout=30
+            )
+            assert live_sms[0].text.startswith("MASSKADELARM H-1"), live_sms[0].text
+            before = len(rig.kannel.sent_messages())
             # Dalarna answers the exercise's SMS after the live alarm: no live acknowledgement
             code = code_in(SMS_CODE, exercise_sms)
             rig.kannel.inject_mo(rig.number("dalarna"), SHORT_NUMBER, f"kvittera {code} 5")
