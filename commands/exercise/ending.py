@@ -1,13 +1,14 @@
 """How an exercise or test alarm ends, whichever way: one function.
 
-An exercise ends when every party has acknowledged, when its deadline passes, when the initiating region's duty officer stands it down
-(``!avlarma Ö-3``), when a coordinator ends it (``!övning avsluta``), or when a live incident
-is confirmed or alarmed: **a live alarm always wins, and ends the exercise** (not pauses it: a
-paused exercise would come back at a moment nobody chose, on top of the live incident's
-aftermath; the coordinators plan a new one). After a live incident nothing more of the exercise
-goes to the parties: its pending reminders become moot, its unsent alarms are cancelled at
-their send, and no exercise stand-down is sent on top of the live alarm; the coordination room
-is told. Otherwise the parties get the exercise's stand-down on every channel.
+An exercise ends when every party has acknowledged, when its deadline passes, when the
+initiating region's duty officer stands it down (``!avlarma Ö-3``), when a coordinator ends it
+(``!övning avsluta``), or when a live incident is confirmed or alarmed: **a live alarm always
+wins, and ends the exercise** (not pauses it: a paused exercise would come back at a moment
+nobody chose, on top of the live incident's aftermath; the coordinators plan a new one). After
+a live incident nothing more of the exercise goes to the parties: its pending reminders become
+moot, its unsent alarms are cancelled at their send, and no exercise stand-down is sent on top
+of the live alarm; the coordination room is told. Otherwise the parties get the exercise's
+stand-down on every channel.
 
 Either way the exercise's report follows in a transaction of its own (a due row of kind
 ``exercise_report``), so that it reads everything the ending wrote.

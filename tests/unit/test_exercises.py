@@ -26,6 +26,7 @@ from bot.i18n import Catalog
 from bridges.sms import gsm7
 from bridges.sms.sender import sms_text
 from commands.outcome import Delivery, Outcome, Post
+from storage import stats
 from storage.database import Database
 
 UPPSALA, TIB = room("uppsala"), duty_officer("uppsala")
@@ -284,6 +285,17 @@ async def test_a_live_incident_ends_the_exercise_and_no_code_crosses(bot: Harnes
     assert exercises[0].detail["exercise"] == "exercise"
     live_audit = await bot.audit_entries("incident.confirmed")
     assert "exercise" not in live_audit[0].detail
+    # separate in the metrics: larmkedja_decisions counts live, larmkedja_exercise_decisions
+    async with bot.db.read() as session:
+        watched = ("chain.started", "ack.recorded")
+        assert await stats.audit_counts(session, watched) == {
+            "chain.started": 1,
+            "ack.recorded": 1,
+        }
+        assert await stats.audit_counts(session, watched, exercises=True) == {
+            "chain.started": 1,
+            "ack.recorded": 1,
+        }
 
 
 async def test_exercise_and_live_ids_are_separate_series(bot: Harness) -> None:
