@@ -241,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--config", required=True, help="TOML config file")
     demo = sub.add_parser("demo", help="throwaway homeserver + bot + scripted duty officers")
     demo.add_argument("--workdir", type=Path, help="keep the demo's files here")
+    demo.add_argument(
+        "--exercise",
+        action="store_true",
+        help="play a coordinator's exercise (ÖVNING on every channel) and show its report",
+    )
     check = sub.add_parser("check-config", help="validate a config file without starting")
     check.add_argument("file")
     sub.add_parser("sample-config", help="print a sample config generated from the model")
@@ -289,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             from bot.demo.scenario import run_demo
 
-            return asyncio.run(run_demo(args.workdir))
+            return asyncio.run(run_demo(args.workdir, exercise=args.exercise))
         except KeyboardInterrupt:  # run_demo has stopped and removed what it started
             print("larmkedja demo: interrupted", file=sys.stderr)
             return 130
