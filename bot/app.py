@@ -38,8 +38,9 @@ from bot.engine.metrics import MetricsPass
 from bot.engine.prepare import Links, Preparer
 from bot.engine.replies import ChannelReplies
 from bot.engine.retry import ChannelPolicy, TokenBucket
+from bot.engine.summaries import Summaries
 from bot.engine.supervisor import Supervisor
-from bot.engine.upkeep import MatrixUpkeep
+from bot.engine.upkeep import MatrixUpkeep, UndecryptablePass
 from bot.engine.writer import OutcomeWriter
 from bot.i18n import Catalog
 from bot.matrix.cross_signing import CrossSigner
@@ -133,7 +134,9 @@ class App:
         matrix_sender = MatrixSender(client, trust_all_devices=trust_all)
         self.gateway = gateway = MatrixGateway(client, matrix_sender, trust_all_devices=trust_all)
         sup = self.supervisor
-        make_context = ContextFactory(cfg, self.clock, self.catalog)
+        make_context = ContextFactory(
+            cfg, self.clock, self.catalog, room_problem=gateway.room_problem
+        )
 
         def wake(*names: str) -> Any:
             return lambda: [sup.wake(n) for n in names]
@@ -148,8 +151,15 @@ class App:
         writer = OutcomeWriter(
             marking=ExerciseMarking(cfg, self.catalog),
             delivery_deadlines={"sms": sms_timeout} if sms_timeout else {},
+            summary_after_s=cfg.matrix.delivery_deadline_s,
         )
         fallback = Fallback(writer=writer, make_context=make_context, wake=wake("delivery"))
+        summaries = Summaries(
+            writer=writer,
+            make_context=make_context,
+            on_problem=fallback.on_problem,
+            wake=wake("delivery"),
+        )
         codes = reply_codes(cfg.bridges, secrets) if cfg.bridges and secrets else None
         self.inbox = InboxPass(
             config=cfg,
@@ -198,9 +208,13 @@ class App:
             senders=senders,
             policies=self._policies(),
             preparer=Preparer(
-                party_for_room=make_context.party_for_room, codes=codes, links=links
+                party_for_room=make_context.party_for_room,
+                codes=codes,
+                links=links,
+                late_after=timedelta(seconds=cfg.matrix.late_after_s),
             ),
             on_problem=fallback.on_problem,
+            after_record=summaries.after_record,
             fault=self.faults.hit,
             wake=wake("delivery"),
         )
@@ -215,6 +229,7 @@ class App:
             writer=writer,
             make_context=make_context,
             fallback=fallback,
+            summaries=summaries,
             trigger=self.trigger,
             faults=self.faults,
             wake_delivery=wake("delivery"),
@@ -227,6 +242,7 @@ class App:
             gateway=gateway,
             wake_inbox=wake("inbox"),
             wake_delivery=wake("delivery"),
+            wake_undecryptable=wake("undecryptable"),
         )
         self.sync = SyncLoop(
             client,
@@ -244,6 +260,7 @@ class App:
         sup.add(self.due, ready=ready)
         sup.add(self.delivery, ready=ready)
         sup.add(self.metrics)
+        sup.add(UndecryptablePass(upkeep), ready=ready)
         if codes is not None:
             sup.add(CleanupPass(self.db, self.clock, codes.policy))
         sup.start()

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from bot import log_safety
-from bot.config import ConfigError, load_config
+from bot.config import ConfigError, LoadedConfig, load_config
 
 EXIT_CONFIG = 2
 EXIT_REFUSED = 3
@@ -20,7 +20,7 @@ EXIT_NOT_FOUND = 4  # report: no such incident
 EXIT_BROKEN = 5  # audit verify: the chain or an anchor does not hold
 
 
-def _check_config(path: str) -> int:
+def _check_config(path: str, *, offline: bool = False) -> int:
     try:
         # The same checks as the bot's start (_run): the file, the model, every secret.
         loaded = load_config(path)
@@ -35,7 +35,34 @@ def _check_config(path: str) -> int:
         f"{path}: OK ({len(cfg.regions)} regions, {parties} parties, "
         f"healthcare region {cfg.healthcare_region.id})"
     )
+    if not offline:
+        _check_rooms(path, loaded)
     return 0
+
+
+def _check_rooms(path: str, loaded: LoadedConfig) -> None:
+    """Warn about configured rooms no alarm can reach, asked of the homeserver as the bot's
+    stored device (warnings: the config itself is valid, and a room may be fixed later)."""
+    from bot.matrix.room_check import RoomCheckUnavailable, check_online, stored_access_token
+    from bot.matrix.session import SessionStore
+
+    cfg = loaded.config
+    try:
+        token = stored_access_token(SessionStore(loaded.state_dir).credentials_file)
+        troubles = asyncio.run(check_online(cfg, token))
+    except RoomCheckUnavailable as exc:
+        print(f"{path}: rooms not checked: {exc}", file=sys.stderr)
+        return
+    reasons = {"not_joined": "the bot is not in it", "not_encrypted": "it is not encrypted"}
+    for trouble in troubles:
+        print(
+            f"{path}: warning: room {trouble.room_id} ({trouble.owner}) cannot receive alarms: "
+            f"{reasons.get(trouble.reason, trouble.reason)}; alarms for it fall back to the "
+            "party's other channels",
+            file=sys.stderr,
+        )
+    if not troubles:
+        print(f"{path}: all {len(cfg.known_rooms())} rooms joined and encrypted")
 
 
 async def _run(path: str) -> int:
@@ -248,6 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     check = sub.add_parser("check-config", help="validate a config file without starting")
     check.add_argument("file")
+    check.add_argument(
+        "--offline",
+        action="store_true",
+        help="do not ask the homeserver which configured rooms the bot is in",
+    )
     sub.add_parser("sample-config", help="print a sample config generated from the model")
     report = sub.add_parser("report", help="after-action report of an incident (like !rapport)")
     report.add_argument("incident", help="incident id, e.g. H-7")
@@ -276,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "check-config":
-        return _check_config(args.file)
+        return _check_config(args.file, offline=args.offline)
     if args.command == "sample-config":
         from bot.sample_config import generate
 

@@ -380,6 +380,21 @@ class MatrixConfig(_Strict):
         description="how long to wait for the key of an undecryptable command before asking "
         "the sender to send it again",
     )
+    delivery_deadline_s: float = Field(
+        90.0,
+        ge=5,
+        le=3600,
+        description="an alarm the homeserver has not accepted for a party's room by then is a "
+        "delivery failure (shown, told to the initiating duty officer, fallen back from), and "
+        "the delivery report of an alarm or stand-down comes by then at the latest",
+    )
+    late_after_s: float = Field(
+        60.0,
+        ge=0,
+        le=86_400,
+        description="an alarm that reaches a room this long after it was decided is marked as "
+        "late (the room was unreachable until then)",
+    )
 
     @model_validator(mode="after")
     def _backoff_in_order(self) -> MatrixConfig:

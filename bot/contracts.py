@@ -47,6 +47,7 @@ class Retry:
     reason: str
     after_s: float | None = None
     unreachable: bool = False
+    kind: str = ""  # why, as a word a renderer knows (a room: ``not_joined``)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Refused:
     """A permanent refusal: retrying cannot make this send safe or possible."""
 
     reason: str
+    kind: str = ""  # why, as a word a renderer knows (a room: ``not_encrypted``, ``too_large``)
 
 
 SendResult = Sent | Retry | Refused

@@ -6,6 +6,7 @@ Draupnir); it imports no database, Matrix or HTTP code itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,8 @@ class Invocation:
     sender: str
     body: str
     at: datetime  # when the homeserver received it
+    thread_root: str | None = None  # typed in a thread: the answer goes into it
+    edit_of: str | None = None  # an edit (m.replace) of this earlier message; body is the new text
 
 
 @dataclass(frozen=True)
@@ -52,3 +55,6 @@ class CommandContext:
     # The message catalogues, built once by the app. Left out, the dispatcher loads them for
     # each run (a few milliseconds), which keeps older callers working.
     catalog: Catalog | None = None
+    # Why a room cannot be reached now ("not_encrypted", "not_joined"), or None: what the
+    # Matrix layer knows, so that !larma says so at once instead of claiming an alarm.
+    room_problem: Callable[[str], str | None] | None = None

@@ -94,3 +94,8 @@ class Declaration:
     details_key: str  # a paragraph in the command's own help
     execute: Executor
     arguments: tuple[Argument, ...] = field(default=())
+    #: An edited message (Element's "Edit") with this command runs again, the newest text
+    #: winning: right for an acknowledgement (editing ``!kvittera 3`` to ``!kvittera 5``
+    #: corrects the pledge), wrong for a command that starts or ends something, which an edit
+    #: must not do twice. Those are answered with how to send it anew.
+    acts_on_edit: bool = False

@@ -74,6 +74,7 @@ def declarations() -> tuple[Declaration, ...]:
             summary_key="cmd.ack.summary",
             details_key="cmd.ack.details",
             execute=execute_ack,
+            acts_on_edit=True,
             arguments=(
                 Argument("incident", INCIDENT_BEFORE_COUNT, optional=True),
                 Argument("count", COUNT, optional=True),

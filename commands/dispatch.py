@@ -110,7 +110,33 @@ def _too_long(invocation: Invocation, ctx: CommandContext) -> Outcome | None:
 
 
 async def handle_message(invocation: Invocation, ctx: CommandContext) -> Outcome | None:
-    """Run the command in ``invocation``, if it is one."""
+    """Run the command in ``invocation``, if it is one; typed in a thread, the answers to it
+    go into that thread."""
+    outcome = await _handle_message(invocation, ctx)
+    if outcome is None or invocation.thread_root is None:
+        return outcome
+    outcome.posts = [
+        replace(post, thread_root=invocation.thread_root)
+        if post.room_id == invocation.room_id and post.in_reply_to == invocation.event_id
+        else post
+        for post in outcome.posts
+    ]
+    return outcome
+
+
+def _edited(call: Call, voice: Voice) -> Outcome:
+    """An edit of a command that must not run twice: say how to run it, and audit it."""
+    body = voice.text(
+        "command.edited",
+        command=call.command(call.declaration.key),
+        ack=call.registry.display("ack", voice.lang),
+    )
+    audit = AuditEntry("command.edit_ignored", None, call_detail(call))
+    post = Post(room_id=call.room_id, body=body, in_reply_to=call.event_id)
+    return Outcome(posts=[post], audit=[audit], reaction=NOT_HANDLED)
+
+
+async def _handle_message(invocation: Invocation, ctx: CommandContext) -> Outcome | None:
     if invocation.sender == ctx.config.matrix.user_id:
         return None
     if len(invocation.body) > MAX_COMMAND_CHARS:
@@ -140,6 +166,8 @@ async def handle_message(invocation: Invocation, ctx: CommandContext) -> Outcome
     reason = declaration_refusal(ctx.config, declaration, call)
     if reason is not None:
         return refused(call, _render_refusal(call, ctx, reason, voice), reason)
+    if invocation.edit_of is not None and not declaration.acts_on_edit:
+        return _edited(call, voice)
     try:
         args = parse_arguments(declaration.arguments, tokens)
     except ArgumentProblem as problem:

@@ -10,7 +10,17 @@ mentioned in its room after a failed e-mail, and the updated boards.
 
 from __future__ import annotations
 
-from bot.domain import NOTHING_LEFT, Incident, IncidentState, next_channel
+from datetime import datetime
+
+from bot.domain import (
+    NOTHING_LEFT,
+    ROOM,
+    ChainParty,
+    Incident,
+    IncidentState,
+    next_channel,
+    other_channels,
+)
 from bot.i18n import Catalog
 from commands.context import CommandContext
 from commands.outcome import AuditEntry, Outcome, Post, to_each
@@ -39,6 +49,7 @@ async def fall_back(
     party_id: str,
     failed_channel: str,
     reason: str,
+    kind: str = "",
 ) -> Outcome:
     """Record that ``failed_channel`` did not reach ``party_id`` and send the alarm on the
     party's next channel, once per party and channel."""
@@ -60,6 +71,8 @@ async def fall_back(
         available.add("email")
     if party.backup_contacts and party.room is not None:
         available.add("backup")
+    if failed_channel == ROOM:
+        return await _room_unreachable(ctx, incident, member, kind or "refused", detail, now)
     target = next_channel(failed_channel, available)
     problem = incident.record_delivery_problem(party_id, failed_channel, target, now, reason)
     if problem is None:  # another number or address of this channel failed first
@@ -107,9 +120,61 @@ async def fall_back(
                 purpose="reminder",
                 mentions=party.backup_contacts,
                 incident_id=incident.id,
+                party_id=party.id,
             )
         )
     else:
         assert target == NOTHING_LEFT
+    outcome.boards.extend(incident_boards(ctx, incident, catalog, registry))
+    return outcome
+
+
+async def _room_unreachable(
+    ctx: CommandContext,
+    incident: Incident,
+    member: ChainParty,
+    kind: str,
+    detail: dict[str, str],
+    now: datetime,
+) -> Outcome:
+    """A party's room could not be reached: the alarm went on its other channels at once
+    (no new message is needed there), so the board and the initiating duty officer are told
+    the truth, at once, not after the escalation delay."""
+    party = member.party
+    channels = ctx.config.bridge_channels()
+    available = {c for c in ("sms", "email") if c in channels and getattr(party, c)}
+    target = other_channels(available)
+    problem = incident.record_delivery_problem(party.id, ROOM, target, now, kind)
+    if problem is None:
+        return Outcome(
+            audit=[AuditEntry("delivery.fallback.moot", incident.id, {**detail, "why": "done"})]
+        )
+    await ctx.incidents.save(incident)
+    catalog = ctx.catalog if ctx.catalog is not None else Catalog.load()
+    registry = build_registry()
+    outcome = Outcome(
+        audit=[
+            AuditEntry("delivery.fallback", incident.id, {**detail, "to": target, "kind": kind})
+        ]
+    )
+    initiator = incident.chain.initiator if incident.chain is not None else None
+    if initiator is not None and initiator.room:
+        voice = Voice(catalog, ctx.config.room_language(initiator.room), home_server(ctx))
+        outcome.posts.append(
+            Post(
+                room_id=initiator.room,
+                body=voice.text(
+                    "fallback.room" if target != NOTHING_LEFT else "fallback.room.nothing",
+                    party=party.name,
+                    incident=incident.id,
+                    reason=voice.room_reason(kind),
+                    channels=voice.join(voice.channel_name(c) for c in target.split(",")),
+                ),
+                key=f"room-unreachable:{party.id}",
+                purpose="notice",
+                mentions=initiator.duty_officers,
+                incident_id=incident.id,
+            )
+        )
     outcome.boards.extend(incident_boards(ctx, incident, catalog, registry))
     return outcome

@@ -32,6 +32,25 @@ class Post:
     mentions: tuple[str, ...] = ()
     incident_id: str | None = None
     in_reply_to: str | None = None  # event id this answers (rendered as a Matrix reply)
+    thread_root: str | None = None  # the thread it belongs in (a command typed in a thread)
+    #: Whose alarm (or reminder, stand-down) this is: the outbox cancels it when moot, and a
+    #: delivery failure moves this party on to its other channels.
+    party_id: str | None = None
+    #: Put first if the message goes out late (the room was unreachable until now), so that
+    #: nobody mistakes a delayed alarm for a new one.
+    late_note: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliverySummary:
+    """Ask for a report to ``room_id`` once the messages of this outcome with ``purpose``
+    (the alarm, the stand-down) have all gone out, failed or were cancelled, or at the latest
+    at the channel deadline: which parties were reached on which channel and which were not.
+    Only what is true on each channel is said."""
+
+    incident_id: str
+    purpose: str  # alarm | standdown
+    room_id: str
 
 
 @dataclass(frozen=True)
@@ -139,6 +158,7 @@ class Outcome:
     deliveries: list[Delivery] = field(default_factory=list)
     # Files for rooms, sent as encrypted attachments (see Attachment).
     attachments: list[Attachment] = field(default_factory=list)
+    summaries: list[DeliverySummary] = field(default_factory=list)
     # A reaction the bot puts on the command event: "✅" handled, "❌" refused/failed.
     reaction: str | None = None
 
@@ -148,5 +168,6 @@ class Outcome:
         self.audit.extend(other.audit)
         self.deliveries.extend(other.deliveries)
         self.attachments.extend(other.attachments)
+        self.summaries.extend(other.summaries)
         self.reaction = other.reaction or self.reaction
         return self

@@ -65,13 +65,15 @@ class DueRow(Base):
         Integer, ForeignKey("exercise_schedules.id", ondelete="CASCADE"), index=True
     )
     party_id: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16))  # step | pledge
+    kind: Mapped[str] = mapped_column(String(16))  # step | pledge | delivery | summary
     step: Mapped[int] = mapped_column(Integer)
     repeat: Mapped[int] = mapped_column(Integer)
     due_at: Mapped[datetime] = mapped_column(index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     fired_at: Mapped[datetime | None]
     late_by_s: Mapped[float | None] = mapped_column(Float)
+    # What the engine's own kinds need to know (a delivery summary: its source and room).
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class ScheduleRow(Base):

@@ -19,6 +19,7 @@ They belong to the engine, not to the incident document, so the mirror leaves th
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import datetime
 
@@ -49,6 +50,9 @@ CANCELLED = "cancelled"  # made moot before it came (an acknowledgement, a stand
 
 #: Kind of a due-time row that is a delivery deadline (see the module docstring).
 DELIVERY = "delivery"
+#: Kind of a due-time row that is a delivery summary still owed (its detail: the source whose
+#: messages it reports on, their purpose, the room it goes to).
+SUMMARY = "summary"
 _INCIDENT_KINDS = (STEP, PLEDGE)
 
 # Bot messages a ✅ reaction acknowledges: the alarm, and the reminders and repeated alarms
@@ -271,6 +275,50 @@ async def add_delivery_deadline(
     await session.flush()
 
 
+async def add_summary(
+    session: AsyncSession,
+    *,
+    incident_id: str,
+    source: str,
+    purpose: str,
+    room_id: str,
+    due_at: datetime,
+) -> None:
+    """A delivery summary owed for the ``purpose`` messages of ``source``, at ``due_at`` at
+    the latest."""
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+    key = f"{incident_id}:-:{SUMMARY}:{purpose}:{digest}"
+    if await session.scalar(select(DueRow.id).where(DueRow.key == key)) is not None:
+        return
+    session.add(
+        DueRow(
+            key=key,
+            incident_id=incident_id,
+            party_id="-",
+            kind=SUMMARY,
+            step=0,
+            repeat=0,
+            due_at=due_at,
+            status=PENDING,
+            detail={"source": source, "purpose": purpose, "room": room_id},
+        )
+    )
+    await session.flush()
+
+
+async def pending_summaries(session: AsyncSession, incident_ids: list[str]) -> list[DueRow]:
+    """The delivery summaries still owed for these incidents."""
+    return list(
+        await session.scalars(
+            select(DueRow).where(
+                DueRow.kind == SUMMARY,
+                DueRow.status == PENDING,
+                DueRow.incident_id.in_(incident_ids),
+            )
+        )
+    )
+
+
 async def settle(session: AsyncSession, row: DueRow, status: str, at: datetime) -> None:
     """Mark a pending due-time row ``fired`` or ``moot`` (the engine's own kinds)."""
     row.status = status
@@ -308,12 +356,15 @@ async def next_due_at(session: AsyncSession) -> datetime | None:
     return await session.scalar(select(func.min(DueRow.due_at)).where(DueRow.status == PENDING))
 
 
-async def dues_of(session: AsyncSession, incident_id: str) -> list[DueRow]:
-    """Every due-time row of an incident, whatever its status, in order of due time."""
+async def dues_of(
+    session: AsyncSession, incident_id: str, kinds: tuple[str, ...] = _INCIDENT_KINDS
+) -> list[DueRow]:
+    """Every due-time row of an incident of ``kinds`` (by default its reminders and
+    escalation steps), whatever its status, in order of due time."""
     return list(
         await session.scalars(
             select(DueRow)
-            .where(DueRow.incident_id == incident_id)
+            .where(DueRow.incident_id == incident_id, DueRow.kind.in_(kinds))
             .order_by(DueRow.due_at, DueRow.id)
         )
     )

@@ -138,6 +138,17 @@ async def by_key(session: AsyncSession, key: str) -> OutboxRow | None:
     return (await session.execute(query)).scalar_one_or_none()
 
 
+async def any_to(session: AsyncSession, destination: str, purpose: str) -> bool:
+    """Whether a message with ``purpose`` was ever written for ``destination`` (whatever became
+    of it): for what a room is told once only, such as the unencrypted-room notice."""
+    query = (
+        select(OutboxRow.id)
+        .where(OutboxRow.destination == destination, OutboxRow.purpose == purpose)
+        .limit(1)
+    )
+    return (await session.execute(query)).first() is not None
+
+
 async def due(
     session: AsyncSession, channel: str, now: datetime, limit: int = 500
 ) -> list[OutboxRow]:
@@ -168,3 +179,40 @@ async def next_due_time(session: AsyncSession, channel: str) -> datetime | None:
 
 async def all_rows(session: AsyncSession) -> list[OutboxRow]:
     return list((await session.execute(select(OutboxRow).order_by(OutboxRow.id))).scalars())
+
+
+async def of_source(session: AsyncSession, source: str, purpose: str) -> list[OutboxRow]:
+    """The messages of one decision (``<source>:…`` keys) with ``purpose``, in order."""
+    query = (
+        select(OutboxRow)
+        .where(
+            OutboxRow.idempotency_key.startswith(f"{source}:", autoescape=True),
+            OutboxRow.purpose == purpose,
+        )
+        .order_by(OutboxRow.id)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+def settled(row: OutboxRow) -> bool:
+    """Out, failed for good or cancelled: nothing more will happen to this message (a row
+    whose destination is unreachable and whose party fell back counts as settled too: it is
+    retried, but the party was moved on)."""
+    return row.status in (SENT, FAILED, CANCELLED) or bool((row.payload or {}).get("fallback"))
+
+
+async def alarm_never_reached(session: AsyncSession, incident_id: str, destination: str) -> bool:
+    """Whether every alarm of ``incident_id`` to ``destination`` was cancelled or failed (so
+    a stand-down there would end something nobody there heard of)."""
+    statuses = set(
+        (
+            await session.execute(
+                select(OutboxRow.status).where(
+                    OutboxRow.incident_id == incident_id,
+                    OutboxRow.destination == destination,
+                    OutboxRow.purpose == "alarm",
+                )
+            )
+        ).scalars()
+    )
+    return bool(statuses) and statuses <= {CANCELLED, FAILED}

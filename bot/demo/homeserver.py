@@ -20,7 +20,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -30,6 +29,8 @@ from typing import Any, BinaryIO, Self
 from urllib.parse import quote
 
 import aiohttp
+
+from bot.demo.ports import free_port, is_free
 
 log = logging.getLogger(__name__)
 
@@ -386,11 +387,11 @@ class ThrowawayHomeserver:
         path = self._workdir / _STATE_FILE
         if path.exists():
             state: dict[str, Any] = json.loads(path.read_text())
-            if not _port_is_free(int(state["port"])):
-                state["port"] = _free_port()
+            if not is_free(int(state["port"])):
+                state["port"] = free_port()
         else:
             state = {
-                "port": _free_port(),
+                "port": free_port(),
                 "registration_shared_secret": secrets.token_urlsafe(32),
                 "macaroon_secret_key": secrets.token_urlsafe(32),
                 "form_secret": secrets.token_urlsafe(32),
@@ -492,22 +493,3 @@ class ThrowawayHomeserver:
             "disable_existing_loggers": False,
         }
         return json.dumps(config, indent=2)
-
-
-def _free_port() -> int:
-    """A loopback port nobody listens on right now (the bind-to-port-0 trick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_is_free(port: int) -> bool:
-    # SO_REUSEADDR like Twisted, so a port in TIME_WAIT after our own stop() counts as free.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True

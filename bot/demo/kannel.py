@@ -37,6 +37,7 @@ from urllib.parse import unquote_to_bytes
 import aiohttp
 from aiohttp import web
 
+from bot.demo.ports import free_ports
 from bridges.sms import gsm7
 from bridges.sms.kannel import (
     CallbackRejected,
@@ -138,20 +139,6 @@ class KannelPorts:
 
     def all(self) -> tuple[int, ...]:
         return (self.admin, self.smsbox, self.sendsms, self.fakesmsc)
-
-
-def _free_ports(count: int) -> list[int]:
-    """Distinct ports the kernel has free on 127.0.0.1 now (held together, so all differ)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sockets.append(s)
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _port_in_use(port: int) -> bool:
@@ -492,7 +479,7 @@ class ThrowawayKannel:
         first_start = self._ports is None
         for attempt in range(3 if first_start else 1):
             if first_start:
-                self._ports = KannelPorts(*_free_ports(4))
+                self._ports = KannelPorts(*free_ports(4))
             try:
                 await self._start_once()
                 return

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -286,13 +285,6 @@ class _SinkHandler:
 def addresses(header_value: str) -> list[str]:
     """The addr-specs of an address header (``To:``, ``Cc:``), for assertions."""
     return [addr for _name, addr in getaddresses([header_value]) if addr]
-
-
-def unused_port(host: str = "127.0.0.1") -> int:
-    """A loopback port nothing listens on (for "the first relay is down")."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def self_signed_tls(directory: Path, host: str = "127.0.0.1") -> tuple[ssl.SSLContext, Path]:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.demo.kannel import ThrowawayKannel
-from bot.demo.mailsink import MailSink, unused_port
+from bot.demo.mailsink import MailSink
+from bot.demo.ports import free_port
 from bridges.sms.kannel import mo_url
 
 #: Our short number: where the phones send their replies.
@@ -24,8 +25,8 @@ SHORT_NUMBER = "4600"
 class BridgeRig:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.http_port = unused_port()
-        self.mail_port = unused_port()
+        self.http_port = free_port()
+        self.mail_port = free_port()
         self.gateway_secret = secrets.token_urlsafe(24)
         self.bridge_secret = secrets.token_urlsafe(32)
         inbound = mo_url(

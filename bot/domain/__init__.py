@@ -8,7 +8,14 @@ milliseconds and keeps transport failures from ever corrupting an incident's sta
 
 from bot.domain.ack import Ack, Pledge
 from bot.domain.chain import AlarmChain, ChainParty, Requirement, chain_template
-from bot.domain.delivery import NOTHING_LEFT, DeliveryProblem, next_channel
+from bot.domain.delivery import (
+    NOTHING_LEFT,
+    ROOM,
+    ROOM_REASONS,
+    DeliveryProblem,
+    next_channel,
+    other_channels,
+)
 from bot.domain.errors import (
     AlreadyAlarmed,
     AlreadyStoodDown,
@@ -88,6 +95,9 @@ __all__ = [
     "SituationReportVersion",
     "parse_update",
     "NOTHING_LEFT",
+    "ROOM",
+    "ROOM_REASONS",
+    "other_channels",
     "DeliveryProblem",
     "next_channel",
     "LATE_TOLERANCE",

@@ -15,13 +15,19 @@ from typing import Any
 #: Where a party goes when a channel fails, in order; ``none`` when nothing is left.
 FALLBACK_ORDER = ("sms", "email", "backup")
 NOTHING_LEFT = "none"
+#: The channel name of a party's Matrix room in delivery problems.
+ROOM = "room"
+#: Why a party's room could not be reached (the keys the board and the reports render).
+ROOM_REASONS = ("not_encrypted", "not_joined", "refused", "too_large", "not_in_time")
 
 
 @dataclass(frozen=True)
 class DeliveryProblem:
     party_id: str
-    channel: str  # the channel that failed: sms, email
-    fell_back_to: str  # email, backup or none
+    channel: str  # the channel that failed: room, sms, email
+    #: email, backup or none; for a room, the channels the alarm went on besides it
+    #: (``sms,email``) or none
+    fell_back_to: str
     at: datetime
     reason: str = ""
 
@@ -43,6 +49,13 @@ class DeliveryProblem:
             at=datetime.fromisoformat(data["at"]),
             reason=data.get("reason", ""),
         )
+
+
+def other_channels(available: set[str]) -> str:
+    """Where the alarm went besides a room that could not be reached: it goes on every
+    channel at once, so a room that fails needs no new message, only the truth about it."""
+    found = [c for c in ("sms", "email") if c in available]
+    return ",".join(found) if found else NOTHING_LEFT
 
 
 def next_channel(failed: str, available: set[str]) -> str:

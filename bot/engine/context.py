@@ -6,6 +6,8 @@ same way, here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
@@ -17,10 +19,18 @@ from storage.incidents import make_repositories
 
 
 class ContextFactory:
-    def __init__(self, config: Config, clock: Clock, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        catalog: Catalog,
+        *,
+        room_problem: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock
         self.catalog = catalog
+        self.room_problem = room_problem
 
     def party_for_room(self, room_id: str) -> str | None:
         party = self.config.party_for_room(room_id)
@@ -35,4 +45,5 @@ class ContextFactory:
             alarms=alarms,
             schedules=SqlSchedules(session),
             catalog=self.catalog,
+            room_problem=self.room_problem,
         )

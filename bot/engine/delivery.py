@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.contracts import Outgoing, Refused, Retry, Sender, SendResult, Sent
 from bot.engine.prepare import ORPHAN, WAIT, Preparer
-from bot.engine.recording import ProblemHandler, Recorder
+from bot.engine.recording import AfterRecord, ProblemHandler, Recorder
 from bot.engine.retry import URGENT_PURPOSES, ChannelPolicy
 from bridges.destinations import mask_destination
 from storage import outbox
@@ -70,6 +70,7 @@ class DeliveryPass:
         policies: Mapping[str, ChannelPolicy],
         preparer: Preparer,
         on_problem: ProblemHandler | None = None,
+        after_record: AfterRecord | None = None,
         fault: Callable[[str], None] | None = None,
         wake: Callable[[], None] | None = None,
         idle_s: float = 5.0,
@@ -79,7 +80,9 @@ class DeliveryPass:
         self.senders = dict(senders)
         self.policies = {c: policies.get(c) or ChannelPolicy() for c in self.senders}
         self.preparer = preparer
-        self.recorder = Recorder(db, clock, policies=self.policies, on_problem=on_problem)
+        self.recorder = Recorder(
+            db, clock, policies=self.policies, on_problem=on_problem, after_record=after_record
+        )
         self._fault = fault or (lambda _point: None)
         self._wake = wake or (lambda: None)
         self.idle_s = idle_s

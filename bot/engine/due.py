@@ -11,6 +11,7 @@ each row either fired with its outcome or still pending:
 - a delivery deadline (kind ``delivery``): the alarm it watches was not reported delivered in
   time, so the party moves on to its next channel (:mod:`bot.engine.fallback`); moot if it was
   delivered, cancelled or fell back already;
+- a delivery summary still owed at its deadline (kind ``summary``, :mod:`bot.engine.summaries`).
 - an exercise's start, a reminder of it to the coordinators, or a running exercise's deadline
   (kinds ``exercise_*``, rows of a planned exercise that has no incident yet):
   :mod:`commands.exercise.due` decides, written like the reminders.
@@ -32,10 +33,12 @@ from bot.due_trigger import DueTrigger
 from bot.engine.delivery_reports import reported_delivered
 from bot.engine.fallback import Fallback
 from bot.engine.faults import Faults
+from bot.engine.summaries import Summaries
 from bot.engine.writer import OutcomeWriter
 from commands.context import CommandContext
 from commands.due import fire_due_row
 from commands.exercise.recurring import plan_next
+from commands.outcome import Outcome
 from storage import incidents as store
 from storage import outbox
 from storage.database import Database
@@ -58,6 +61,7 @@ class DuePass:
         writer: OutcomeWriter,
         make_context: Callable[[AsyncSession], CommandContext],
         fallback: Fallback | None,
+        summaries: Summaries | None = None,
         trigger: DueTrigger | None = None,
         faults: Faults | None = None,
         wake_delivery: Callable[[], None] | None = None,
@@ -67,6 +71,7 @@ class DuePass:
         self.writer = writer
         self.make_context = make_context
         self.fallback = fallback
+        self.summaries = summaries
         self.trigger = trigger
         self.faults = faults or Faults(None, None)
         self._wake_delivery = wake_delivery or (lambda: None)
@@ -100,30 +105,44 @@ class DuePass:
             if not rows:
                 break
             for row_id, _kind in rows:
-                self.faults.hit("before-due")
-                async with self.db.write() as session:
-                    await self._fire(session, row_id)
-                self.faults.hit("after-due")
+                await self.fire(row_id)
                 fired += 1
-                self._wake_delivery()
         self.fired += fired
         await self.rearm()
         return fired
 
-    async def _fire(self, session: AsyncSession, row_id: int) -> None:
+    async def fire(self, row_id: int) -> Outcome | None:
+        """Fire one due-time row in its own transaction; the outcome of a reminder or
+        escalation step (None for the engine's own kinds, or a row fired meanwhile)."""
+        self.faults.hit("before-due")
+        async with self.db.write() as session:
+            outcome = await self._fire(session, row_id)
+        self.faults.hit("after-due")
+        self._wake_delivery()
+        return outcome
+
+    async def _fire(self, session: AsyncSession, row_id: int) -> Outcome | None:
         row = await session.get(DueRow, row_id)
         if row is None or row.status != store.PENDING:
-            return  # fired by someone else meanwhile: exactly one effect
+            return None  # fired by someone else meanwhile: exactly one effect
         now = self.clock.now()
         if row.kind == store.DELIVERY:
             await self._deadline(session, row)
-            return
+            return None
+        if row.kind == store.SUMMARY:
+            if self.summaries is not None:
+                await self.summaries.at_deadline(session, row, now)
+            else:
+                await store.settle(session, row, store.MOOT, now)
+            return None
         outcome = await fire_due_row(
             row.kind, row.key, row.incident_id, row.schedule_id, self.make_context(session)
         )
+        outcome = self.writer.marking(outcome)  # returned as written
         await self.writer.write(
             session, source_id=f"due:{row.key}", actor=BOT, outcome=outcome, now=now
         )
+        return outcome
 
     async def _deadline(self, session: AsyncSession, due: DueRow) -> None:
         now = self.clock.now()

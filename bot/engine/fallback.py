@@ -9,12 +9,14 @@ nor repeats the step):
 - a delivery report saying "not delivered" (:mod:`bot.engine.delivery_reports`);
 - a delivery deadline that passed without a "delivered" report (:mod:`bot.engine.due`).
 
-Only alarms and escalations to a party are watched. What the party's next channel is, and
-whether anything is left to do (not for a party that acknowledged meanwhile, not twice for one
-party and channel) is decided by :func:`commands.fallback.fall_back`; the row is marked
-(``payload["fallback"]``) so that the same row never falls back twice. The row itself is left
-alone: a queued SMS still goes out when the gateway is back, unless the party has acknowledged
-by then.
+Only alarms and escalations to a party are watched (in its room: the alarm), on every
+channel: a room that cannot be reached (not encrypted, the bot not in it, the homeserver
+refusing, not accepted within the deadline) is a delivery failure like a failed SMS. What the
+party's next channel is, and whether anything is left to do (not for a party that acknowledged
+meanwhile, not twice for one party and channel) is decided by
+:func:`commands.fallback.fall_back`; the row is marked (``payload["fallback"]``) so that the
+same row never falls back twice. The row itself is left alone: a queued SMS still goes out
+when the gateway is back, unless the party has acknowledged by then.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from storage.models import OutboxRow
 log = logging.getLogger(__name__)
 
 ACTOR = "larmkedja:fallback"
+#: In a room, only the alarm itself: a reminder that cannot reach the room is the same room.
+MATRIX_WATCHED = frozenset({"alarm"})
 
 
 class Fallback:
@@ -42,7 +46,7 @@ class Fallback:
         *,
         writer: OutcomeWriter,
         make_context: Callable[[AsyncSession], CommandContext],
-        channels: Collection[str] = ("sms", "email"),
+        channels: Collection[str] = ("matrix", "sms", "email"),
         wake: Callable[[], None] | None = None,
     ) -> None:
         self.writer = writer
@@ -52,9 +56,10 @@ class Fallback:
 
     def watches(self, row: OutboxRow) -> bool:
         payload = row.payload or {}
+        purposes = MATRIX_WATCHED if row.channel == "matrix" else WATCHED
         return (
             row.channel in self.channels
-            and row.purpose in WATCHED
+            and row.purpose in purposes
             and bool(payload.get("party_id"))
             and bool(row.incident_id)
             and not payload.get("fallback")
@@ -72,8 +77,9 @@ class Fallback:
                     self.make_context(session),
                     incident_id=row.incident_id or "",
                     party_id=str(payload["party_id"]),
-                    failed_channel=row.channel,
+                    failed_channel="room" if row.channel == "matrix" else row.channel,
                     reason=reason[:200],
+                    kind=str(payload.get("problem") or ""),
                 )
                 await self.writer.write(
                     session,

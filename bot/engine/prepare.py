@@ -7,6 +7,8 @@ prepared fails alone). It returns the payload to send, or why the row is not sen
   on any channel) is cancelled when its party has acknowledged or the incident was stood down
   by the time its turn comes: an alarm after the answer, or after the stand-down, only
   confuses;
+- **late**: an alarm that goes out long after it was decided (its room was unreachable until
+  now) says so first, and a stand-down is not sent where the alarm never arrived;
 - **the edited message**: an edit carries the event id of the message it edits, looked up now
   (:data:`WAIT` while that message is not out yet, :data:`ORPHAN` if it never will be);
 - **reply codes and links**: an SMS or e-mail body with ``{code}`` gets the recipient's own
@@ -64,12 +66,16 @@ class Preparer:
         party_for_room: Any = None,
         codes: ReplyCodes | None = None,
         links: Links | None = None,
+        late_after: timedelta = timedelta(seconds=60),
     ) -> None:
         """``party_for_room(room_id) -> party id | None`` finds whose room a post goes to
-        (posts carry no party id); ``codes`` and ``links`` only with SMS or e-mail."""
+        when it does not say; ``codes`` and ``links`` only with SMS or e-mail; a message that
+        carries a ``late_note`` and goes out ``late_after`` after it was written gets it first.
+        """
         self.party_for_room = party_for_room
         self.codes = codes
         self.links = links
+        self.late_after = late_after
 
     async def prepare(self, session: AsyncSession, row: OutboxRow, now: datetime) -> Prepared:
         payload = dict(row.payload or {})
@@ -77,6 +83,15 @@ class Preparer:
             why_not = await self._moot(session, row, payload)
             if why_not is not None:
                 return why_not
+        if (
+            row.purpose == "standdown"
+            and row.incident_id
+            and await outbox.alarm_never_reached(session, row.incident_id, row.destination)
+        ):
+            return "the alarm never reached this destination"
+        note = payload.pop("late_note", None)
+        if note and now - row.created_at >= self.late_after:
+            payload["body"] = f"{note}\n{payload.get('body', '')}"
         if payload.get("replaces_key"):
             original = await outbox.by_key(session, payload["replaces_key"])
             if original is None or original.status in (outbox.FAILED, outbox.CANCELLED):

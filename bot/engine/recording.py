@@ -29,6 +29,9 @@ ACTOR = "larmkedja:outbox"
 #: Called in a record transaction when a message leaves its party unreached (failed for
 #: good, or its destination unreachable): the fallback.
 ProblemHandler = Callable[[AsyncSession, OutboxRow, str, datetime], Awaitable[None]]
+#: Called at the end of every record transaction with the rows it recorded (the delivery
+#: summaries look whether everything they wait for is settled now).
+AfterRecord = Callable[[AsyncSession, list[OutboxRow], datetime], Awaitable[None]]
 
 
 def subject_of(channel: str, destination: str) -> str:
@@ -45,11 +48,13 @@ class Recorder:
         *,
         policies: Mapping[str, ChannelPolicy],
         on_problem: ProblemHandler | None,
+        after_record: AfterRecord | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.policies = policies
         self.on_problem = on_problem
+        self.after_record = after_record
 
     async def cancel(
         self, session: AsyncSession, row: OutboxRow, reason: str, now: datetime
@@ -95,6 +100,7 @@ class Recorder:
     ) -> None:
         now = self.clock.now()
         async with self.db.write() as session:
+            recorded: list[OutboxRow] = []
             for item, result in results:
                 row = await session.get(OutboxRow, item.row_id)
                 if row is None:
@@ -103,11 +109,14 @@ class Recorder:
                     self._sent(row, item, result, now)
                 else:
                     await self._not_sent(session, row, item, result, now)
+                recorded.append(row)
             for item in unsent:  # never tried: back in the queue, no attempt used up
                 row = await session.get(OutboxRow, item.row_id)
                 if row is not None:
                     row.status = outbox.QUEUED
                     row.attempts = max(0, row.attempts - 1)
+            if self.after_record is not None and recorded:
+                await self.after_record(session, recorded, now)
 
     def _sent(self, row: OutboxRow, item: Outgoing, result: Sent, now: datetime) -> None:
         delivery = (row.payload or {}).get("delivery") or {}
@@ -149,6 +158,8 @@ class Recorder:
             "attempts": row.attempts,
             "reason": reason,
         }
+        if result.kind:
+            row.payload = {**(row.payload or {}), "problem": result.kind}
         if final:
             log.warning("outbox %s: %s to %s failed: %s", item.key, item.channel, masked, reason)
             refused = isinstance(result, Refused) and item.channel == "matrix"

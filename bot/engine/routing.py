@@ -5,7 +5,8 @@ invite, or an SMS or e-mail reply. :meth:`Router.decide` turns it into an
 :class:`commands.outcome.Outcome` and the row's new status, inside the inbox pass's write
 transaction; invites also yield the join or leave to do *after* that transaction is committed.
 Rooms the config does not name are not the bot's business (ignored, audited); a command in an
-unencrypted room is refused without any content.
+unencrypted room is refused without any content, and the room is told so once (the notice it
+got when the bot joined, or at its first command), not after every command typed there.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from bot.matrix.sender import PLAINTEXT_WARNING
 from commands import dispatch
 from commands.context import Invocation, Reaction
 from commands.outcome import AuditEntry, Outcome, Post
-from storage import inbox
+from storage import inbox, outbox
 from storage.models import InboxRow
 
 
@@ -80,10 +81,17 @@ class Router:
         if row.kind == "message":
             body = str(row.payload.get("body", ""))
             if not self.gateway.room_facts(room_id).encrypted:
-                return Decision(self._unencrypted_refusal(row, body), inbox.HANDLED)
+                told = await outbox.any_to(session, room_id, PLAINTEXT_WARNING)
+                return Decision(self._unencrypted_refusal(row, body, told), inbox.HANDLED)
             result = await dispatch.handle_message(
                 Invocation(
-                    event_id=row.event_id, room_id=room_id, sender=row.sender, body=body, at=at
+                    event_id=row.event_id,
+                    room_id=room_id,
+                    sender=row.sender,
+                    body=body,
+                    at=at,
+                    thread_root=_text(row.payload.get("thread_root")),
+                    edit_of=_text(row.payload.get("edit_of")),
                 ),
                 ctx,
             )
@@ -105,17 +113,18 @@ class Router:
             return Decision(Outcome(), inbox.IGNORED)
         return Decision(result, inbox.HANDLED)
 
-    def _unencrypted_refusal(self, row: InboxRow, body: str) -> Outcome:
+    def _unencrypted_refusal(self, row: InboxRow, body: str, told: bool) -> Outcome:
+        """Audited every time; answered only if the room was never told (``told``)."""
         outcome = Outcome(
             audit=[
                 AuditEntry(
                     "command.refused",
                     row.room_id,
-                    {"reason": "room not encrypted", "sender": row.sender},
+                    {"reason": "room not encrypted", "sender": row.sender, "answered": not told},
                 )
             ]
         )
-        if body.strip().startswith("!"):
+        if body.strip().startswith("!") and not told:
             text = self.catalog.text(
                 self.config.room_language(row.room_id or ""), "bot.unencrypted_room"
             )
@@ -150,3 +159,7 @@ class Router:
         return Decision(
             Outcome(audit=[audit]), inbox.HANDLED, MembershipAction("decline", room_id, row.sender)
         )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -37,14 +37,19 @@ class OutcomeWriter:
         *,
         marking: Callable[[Outcome], Outcome],
         delivery_deadlines: Mapping[str, float] | None = None,
+        summary_after_s: float = 90.0,
     ) -> None:
         """``marking`` marks everything of an exercise (ÖVNING…) before it is written
         (:class:`commands.exercise.marking.ExerciseMarking`); required, so that no way of
         writing can leave it out. ``delivery_deadlines``: seconds per channel within which an
         alarm must be reported delivered (``{"sms": 120}`` when delivery reports are on); none
-        for other channels."""
+        for other channels. ``summary_after_s``: a delivery summary comes when everything it
+        reports on has gone out, failed or was cancelled, and at the latest this long after it
+        was asked for (what has not reached its room by then counts as not delivered: the
+        Matrix deadline)."""
         self.marking = marking
         self.deadlines = dict(delivery_deadlines or {})
+        self.summary_after_s = summary_after_s
 
     async def write(
         self,
@@ -79,6 +84,9 @@ class OutcomeWriter:
                     "body": post.body,
                     "mentions": list(post.mentions),
                     "in_reply_to": post.in_reply_to,
+                    **({"thread_root": post.thread_root} if post.thread_root else {}),
+                    **({"party_id": post.party_id} if post.party_id else {}),
+                    **({"late_note": post.late_note} if post.late_note else {}),
                 },
             )
             for post in outcome.posts
@@ -131,6 +139,15 @@ class OutcomeWriter:
             )
         new = await outbox.enqueue_many(session, rows)
         await self._deadlines(session, new, now)
+        for summary in outcome.summaries:
+            await incidents_store.add_summary(
+                session,
+                incident_id=summary.incident_id,
+                source=source_id,
+                purpose=summary.purpose,
+                room_id=summary.room_id,
+                due_at=now + timedelta(seconds=self.summary_after_s),
+            )
         for board in outcome.boards:
             await self._write_board(session, source_id, board, now)
         return new

@@ -41,6 +41,7 @@ class MatrixGateway:
         self._trust_all = trust_all_devices
         self._sharing_lock = asyncio.Lock()
         self.key_shares = 0
+        self._joining: set[str] = set()
 
     @property
     def user_id(self) -> str:
@@ -56,6 +57,16 @@ class MatrixGateway:
             return RoomFacts(False, False, 0)
         return RoomFacts(True, bool(room.encrypted), len(room.users))
 
+    def room_problem(self, room_id: str) -> str | None:
+        """Why no message can go to ``room_id`` now (``not_joined``, ``not_encrypted``), or
+        None (what the sender would refuse or hold back, known before anything is sent)."""
+        room = self.client.rooms.get(room_id)
+        if room is None:
+            return "not_joined"
+        if not room.encrypted:
+            return "not_encrypted"
+        return None
+
     def invited_rooms(self) -> set[str]:
         return set(self.client.invited_rooms)
 
@@ -65,7 +76,17 @@ class MatrixGateway:
     async def join(self, room_id: str) -> str | None:
         """Join; None on success, else the homeserver's reason."""
         resp = await self.client.join(room_id)
-        return None if isinstance(resp, JoinResponse) else str(getattr(resp, "message", resp))
+        if isinstance(resp, JoinResponse):
+            self._joining.add(room_id)
+            return None
+        return str(getattr(resp, "message", resp))
+
+    def unsettled_rooms(self) -> set[str]:
+        """Rooms still on their way in: invitations not answered yet, and joins the homeserver
+        accepted that no sync has brought yet (nio forgets the invitation at the join answer,
+        and knows the room only from the next sync)."""
+        self._joining -= set(self.client.rooms)
+        return set(self.client.invited_rooms) | self._joining
 
     async def decline(self, room_id: str) -> str | None:
         resp = await self.client.room_leave(room_id)

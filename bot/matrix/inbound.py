@@ -70,6 +70,52 @@ def events_from_sync(
     return events
 
 
+def message_payload(event: RoomMessageText) -> dict[str, Any]:
+    """What a command needs of a text message, in the forms Element sends:
+
+    - an edit (``m.relates_to.rel_type = m.replace``): the new text from ``m.new_content``
+      (the outer body is ``* …``), and which message it edits (``edit_of``);
+    - a reply (``m.in_reply_to``): the text without the reply fallback (``> <@user> quoted``
+      lines and the blank line after them, which older clients put first);
+    - a thread message (``rel_type = m.thread``): the thread's root (``thread_root``), so that
+      the answer goes into the thread.
+    """
+    content = event.source.get("content") if isinstance(event.source, dict) else None
+    content = content if isinstance(content, dict) else {}
+    relates = content.get("m.relates_to")
+    relates = relates if isinstance(relates, dict) else {}
+    body = event.body
+    payload: dict[str, Any] = {}
+    if relates.get("rel_type") == "m.replace":
+        new_content = content.get("m.new_content")
+        if isinstance(new_content, dict) and isinstance(new_content.get("body"), str):
+            body = new_content["body"]
+        elif body.startswith("* "):
+            body = body[2:]
+        payload["edit_of"] = str(relates.get("event_id") or "")
+    elif relates.get("rel_type") == "m.thread" and isinstance(relates.get("event_id"), str):
+        payload["thread_root"] = relates["event_id"]
+    if relates.get("m.in_reply_to") is not None:
+        body = strip_reply_fallback(body)
+    payload["body"] = body
+    return payload
+
+
+def strip_reply_fallback(body: str) -> str:
+    """A reply's own text: the leading ``> `` lines of the fallback and the blank line after
+    them removed (the Matrix spec's rule for stripping reply fallbacks). A body that is all
+    quote is left as it is."""
+    lines = body.split("\n")
+    index = 0
+    while index < len(lines) and lines[index].startswith(">"):
+        index += 1
+    if index == 0 or index == len(lines):
+        return body
+    if lines[index].strip() == "":
+        index += 1
+    return "\n".join(lines[index:])
+
+
 def _inviter(invite_state: list[Any], bot_user_id: str) -> str | None:
     for event in invite_state:
         if isinstance(event, InviteMemberEvent) and event.state_key == bot_user_id:
@@ -90,7 +136,7 @@ def _convert(event: Any, room_id: str, bot_user_id: str) -> InboundEvent | None:
             room_id=room_id,
             sender=sender,
             origin_ts=ts,
-            payload={"body": event.body, "decrypted": bool(event.decrypted)},
+            payload={"decrypted": bool(event.decrypted), **message_payload(event)},
         )
     if isinstance(event, ReactionEvent):
         return InboundEvent(

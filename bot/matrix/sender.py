@@ -59,10 +59,11 @@ def classify_error(errcode: str | None, http_status: int | None) -> SendResult:
     label = " ".join(str(p) for p in (errcode, http_status) if p) or "an error"
     if errcode in _LOGIN_ERRCODES or http_status == 401:
         return Retry(f"the bot's login was refused ({label})", 30.0)
+    kind = "too_large" if errcode == "M_TOO_LARGE" or http_status == 413 else "refused"
     if http_status is not None and 400 <= http_status < 500 and http_status not in _TRANSIENT_HTTP:
-        return Refused(f"homeserver refused it: {label}")
+        return Refused(f"homeserver refused it: {label}", kind=kind)
     if errcode in ("M_TOO_LARGE", "M_FORBIDDEN", "M_BAD_JSON", "M_NOT_JSON", "M_NOT_FOUND"):
-        return Refused(f"homeserver refused it: {label}")
+        return Refused(f"homeserver refused it: {label}", kind=kind)
     return Retry(f"homeserver answered {label}")
 
 
@@ -95,7 +96,11 @@ def build_content(
     mentions: tuple[str, ...] | list[str] = (),
     in_reply_to: str | None = None,
     replaces: str | None = None,
+    thread_root: str | None = None,
 ) -> dict[str, Any]:
+    """The event content of a notice: plain and HTML body, mentions; an edit of an earlier
+    message, a reply, or a reply inside a thread (``m.thread`` with the reply as its
+    fallback, the way Element threads answers)."""
     content: dict[str, Any] = {
         "msgtype": "m.notice",
         "body": body,
@@ -113,6 +118,13 @@ def build_content(
             "m.new_content": new_content,
             "m.relates_to": {"rel_type": "m.replace", "event_id": replaces},
             "m.mentions": {},  # an edit must not ping everyone again
+        }
+    elif thread_root is not None:
+        content["m.relates_to"] = {
+            "rel_type": "m.thread",
+            "event_id": thread_root,
+            "is_falling_back": in_reply_to is None,
+            "m.in_reply_to": {"event_id": in_reply_to or thread_root},
         }
     elif in_reply_to is not None:
         content["m.relates_to"] = {"m.in_reply_to": {"event_id": in_reply_to}}
@@ -135,6 +147,7 @@ def content_of(purpose: str, payload: dict[str, Any]) -> dict[str, Any]:
         mentions=payload.get("mentions") or (),
         in_reply_to=payload.get("in_reply_to"),
         replaces=payload.get("replaces"),
+        thread_root=payload.get("thread_root"),
     )
 
 
@@ -182,8 +195,9 @@ class MatrixSender:
         if why_not is not None:
             if why_not == "room is not encrypted":
                 self.stats.refused += 1
-                return Refused(why_not)
-            return Retry(why_not, unreachable=why_not.startswith("room not joined"))
+                return Refused(why_not, kind="not_encrypted")
+            joined = not why_not.startswith("room not joined")
+            return Retry(why_not, unreachable=not joined, kind="" if joined else "not_joined")
         payload = message.payload
         data = base64.b64decode(payload["data"])
         try:
@@ -233,10 +247,11 @@ class MatrixSender:
         if why_not is not None:
             if why_not == "room is not encrypted":
                 self.stats.refused += 1
-                return Refused(why_not)
+                return Refused(why_not, kind="not_encrypted")
             # The bot is not in the room: the party cannot be reached here for now (a delivery
             # problem to show and fall back from), but an invite may still come.
-            return Retry(why_not, unreachable=why_not.startswith("room not joined"))
+            joined = not why_not.startswith("room not joined")
+            return Retry(why_not, unreachable=not joined, kind="" if joined else "not_joined")
         room = self._client.rooms[room_id]
         size = (
             encrypted_event_bytes(event_type, content, room_id)
@@ -253,7 +268,8 @@ class MatrixSender:
                 MAX_EVENT_BYTES,
             )
             return Refused(
-                f"too large for the homeserver (about {size} of {MAX_EVENT_BYTES} bytes)"
+                f"too large for the homeserver (about {size} of {MAX_EVENT_BYTES} bytes)",
+                kind="too_large",
             )
         async with self._locks[room_id]:
             return await self._send_locked(key, room_id, content, event_type)

@@ -8,7 +8,7 @@ from bot.domain import AlreadyAlarmed, AlreadyStoodDown, ChainParty, Incident
 from commands.context import CommandContext
 from commands.declaration import Call
 from commands.lookup import incident_of_region
-from commands.outcome import AuditEntry, Delivery, Outcome, Post, to_each
+from commands.outcome import AuditEntry, Delivery, DeliverySummary, Outcome, Post, to_each
 from commands.parties import chain_for
 from commands.render import render_alarm, render_chain_started
 from commands.render.bridges import render_alarm_email, render_alarm_sms
@@ -68,22 +68,33 @@ async def execute_alarm(call: Call, ctx: CommandContext) -> Outcome:
         party = member.party
         if party.room is None:
             continue  # reached on other channels only
+        party_voice = voice_in(call, ctx, party.language)
         posts.append(
             Post(
                 room_id=party.room,
                 body=render_alarm(
                     incident,
                     member,
-                    voice_in(call, ctx, party.language),
+                    party_voice,
                     ack_command=call.registry.display("ack", party.language),
                 ),
                 key=f"alarm:{party.id}",
                 purpose="alarm",
                 mentions=party.duty_officers,
                 incident_id=incident.id,
+                party_id=party.id,
+                late_note=party_voice.text(
+                    "alarm.late", incident=incident.id, time=party_voice.time(started.at)
+                ),
             )
         )
     deliveries = alarm_deliveries(incident, started.parties, call, ctx)
+    unreachable = {
+        p.id: problem
+        for p in started.parties
+        if p.party.room is not None
+        and (problem := ctx.room_problem(p.party.room) if ctx.room_problem else None)
+    }
     # A situation report written before the alarm follows it to every party.
     situation = incident.situation
     carried = (
@@ -96,7 +107,12 @@ async def execute_alarm(call: Call, ctx: CommandContext) -> Outcome:
         reply(
             call,
             render_chain_started(
-                incident, started, voice, sms=counts["sms"], email=counts["email"]
+                incident,
+                started,
+                voice,
+                sms=counts["sms"],
+                email=counts["email"],
+                unreachable=unreachable,
             ),
         )
     )
@@ -109,23 +125,35 @@ async def execute_alarm(call: Call, ctx: CommandContext) -> Outcome:
                 parties=[p.id for p in started.parties],
                 rooms={p.id: p.party.room for p in started.parties},
                 deliveries=[{"channel": d.channel, "party": d.party_id} for d in deliveries],
+                unreachable_rooms=unreachable,
                 situation_version=situation.number if situation is not None else None,
             ),
         )
     ]
     if started.completed:
         audit.append(AuditEntry("chain.completed", incident.id, {"parties": []}))
+    initiator_room = started_room(incident, call)
     outcome = Outcome(
         posts=posts,
         boards=boards(call, ctx, incident),
         audit=audit,
         deliveries=deliveries,
         reaction=HANDLED,
+        summaries=[DeliverySummary(incident.id, "alarm", initiator_room)]
+        if started.parties
+        else [],
     )
     if carried is not None:
         outcome.posts.extend(carried.posts)
         outcome.deliveries.extend(carried.deliveries)
     return outcome
+
+
+def started_room(incident: Incident, call: Call) -> str:
+    """Where the delivery report goes: the initiating region's room (where ``!larma`` was
+    typed)."""
+    initiator = incident.chain.initiator.room if incident.chain is not None else None
+    return initiator or call.room_id
 
 
 def alarm_deliveries(

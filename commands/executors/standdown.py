@@ -8,9 +8,10 @@ from bot.domain import AlreadyStoodDown, ChainParty, Incident
 from bot.domain.exercise import EndReason
 from commands.context import CommandContext
 from commands.declaration import Call
+from commands.executors.alarm import started_room
 from commands.exercise.ending import end_exercise
 from commands.lookup import incident_of_region
-from commands.outcome import AuditEntry, Delivery, Outcome, Post, to_each
+from commands.outcome import AuditEntry, Delivery, DeliverySummary, Outcome, Post, to_each
 from commands.render import render_stand_down
 from commands.render.bridges import render_stand_down_sms
 from commands.replies import (
@@ -62,6 +63,7 @@ async def execute_stand_down(call: Call, ctx: CommandContext) -> Outcome:
                 purpose="standdown",
                 mentions=party.duty_officers,
                 incident_id=incident.id,
+                party_id=party.id,
             )
         )
     deliveries = stand_down_deliveries(incident, stood_down.parties, call, ctx)
@@ -90,6 +92,9 @@ async def execute_stand_down(call: Call, ctx: CommandContext) -> Outcome:
         audit=[audit],
         deliveries=deliveries,
         reaction=HANDLED,
+        summaries=[DeliverySummary(incident.id, "standdown", started_room(incident, call))]
+        if stood_down.parties
+        else [],
     )
     if incident.is_exercise:
         # An exercise stood down by its region's duty officer ends, and is reported.

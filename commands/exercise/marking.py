@@ -73,7 +73,9 @@ class ExerciseMarking:
     def __call__(self, outcome: Outcome) -> Outcome:
         room = self.config.room_language
         unnamed = self._about_exercise(outcome)
-        return Outcome(
+        # replace(): whatever else an outcome carries (summaries, …) is kept as it is.
+        return replace(
+            outcome,
             posts=[
                 replace(p, body=self.render_marked(p.body, room(p.room_id)))
                 if is_exercise_id(p.incident_id) or (unnamed and p.incident_id is None)
@@ -97,5 +99,4 @@ class ExerciseMarking:
                 else a
                 for a in outcome.attachments
             ],
-            reaction=outcome.reaction,
         )

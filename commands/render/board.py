@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.domain import Ack, ChainParty, Incident, IncidentState
+from bot.domain import NOTHING_LEFT, ROOM, Ack, ChainParty, Incident, IncidentState
 from bot.event_size import BOARD_BUDGET_BYTES, text_edit_bytes
 from commands.render.escalation import render_party_escalation
 from commands.render.situation import render_board_situation
@@ -37,16 +37,31 @@ _NEXT_KEYS = {
 
 
 def _delivery_problems(incident: Incident, party_id: str, voice: Voice) -> str:
-    """`` · ⚠️ via sms ej levererat 04:07 → e-post``: a channel that did not reach the party."""
-    return "".join(
-        voice.text(
-            "board.delivery.failed",
-            channel=voice.channel_name(p.channel),
-            time=voice.time(p.at),
-            next=voice.text(_NEXT_KEYS.get(p.fell_back_to, "delivery.next.none")),
+    """`` · ⚠️ via sms ej levererat 04:07 → e-post``, `` · ⚠️ rummet nås inte (ej krypterat)
+    04:07 → sms, e-post``: a channel that did not reach the party, and where the alarm went."""
+    parts = []
+    for p in incident.delivery_problems_of(party_id):
+        if p.channel == ROOM:
+            parts.append(
+                voice.text(
+                    "board.delivery.room",
+                    reason=voice.room_reason(p.reason),
+                    time=voice.time(p.at),
+                    next=voice.text("delivery.next.none")
+                    if p.fell_back_to == NOTHING_LEFT
+                    else voice.join(voice.channel_name(c) for c in p.fell_back_to.split(",")),
+                )
+            )
+            continue
+        parts.append(
+            voice.text(
+                "board.delivery.failed",
+                channel=voice.channel_name(p.channel),
+                time=voice.time(p.at),
+                next=voice.text(_NEXT_KEYS.get(p.fell_back_to, "delivery.next.none")),
+            )
         )
-        for p in incident.delivery_problems_of(party_id)
-    )
+    return "".join(parts)
 
 
 def _cut(text: str, limit: int) -> str:

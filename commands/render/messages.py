@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from bot.domain import AckRecorded, ChainParty, ChainStarted, Incident
 from commands.render.voice import Voice
@@ -38,24 +38,49 @@ def render_stand_down(incident: Incident, voice: Voice) -> str:
 
 
 def render_chain_started(
-    incident: Incident, started: ChainStarted, voice: Voice, *, sms: int = 0, email: int = 0
+    incident: Incident,
+    started: ChainStarted,
+    voice: Voice,
+    *,
+    sms: int = 0,
+    email: int = 0,
+    unreachable: Mapping[str, str] | None = None,
 ) -> str:
-    """The initiator's answer: who was alarmed where (``sms``/``email``: how many numbers and
-    addresses got the alarm too)."""
+    """The initiator's answer: what is being sent to whom, where (``sms``/``email``: how many
+    numbers and addresses get the alarm too), and which rooms are known not to be reachable
+    (``unreachable``: party id → :data:`bot.domain.ROOM_REASONS`). It does not claim anything
+    arrived: the delivery report follows when the messages are out."""
     if not started.parties:
         return voice.text("alarm.started.empty", incident=incident.id)
-    return voice.lines(
-        voice.text("alarm.started", incident=incident.id, count=len(started.parties)),
-        *(
-            voice.text(
-                "alarm.started.party",
-                party=p.party.name,
-                people=voice.people(p.party.duty_officers),
+    unreachable = unreachable or {}
+    lines: list[str | None] = [
+        voice.text("alarm.started", incident=incident.id, count=len(started.parties))
+    ]
+    for p in started.parties:
+        problem = unreachable.get(p.id)
+        if problem is not None:
+            lines.append(
+                voice.text(
+                    "alarm.started.unreachable",
+                    party=p.party.name,
+                    reason=voice.room_reason(problem),
+                )
             )
-            for p in started.parties
-        ),
-        voice.text("alarm.started.bridges", sms=sms, email=email) if sms or email else None,
+        elif p.party.room is None:
+            lines.append(voice.text("alarm.started.no_room", party=p.party.name))
+        else:
+            lines.append(
+                voice.text(
+                    "alarm.started.party",
+                    party=p.party.name,
+                    people=voice.people(p.party.duty_officers),
+                )
+            )
+    lines.append(
+        voice.text("alarm.started.bridges", sms=sms, email=email) if sms or email else None
     )
+    lines.append(voice.text("alarm.started.report"))
+    return voice.lines(*lines)
 
 
 def render_ack_reply(

@@ -29,6 +29,14 @@ _CHANNEL_NAMES = {
     "sms": "escalation.channel.sms",
     "email": "escalation.channel.email",
 }
+#: Why a party's room could not be reached (:data:`bot.domain.ROOM_REASONS`).
+_ROOM_REASON_KEYS = {
+    "not_encrypted": "delivery.room.not_encrypted",
+    "not_joined": "delivery.room.not_joined",
+    "refused": "delivery.room.refused",
+    "too_large": "delivery.room.too_large",
+    "not_in_time": "delivery.room.not_in_time",
+}
 _CHANNEL_KEYS = {
     "room": "channel.room",
     "reaction": "channel.reaction",
@@ -91,6 +99,12 @@ class Voice:
         """The bare name of a channel (``sms``, ``e-post``), for "sms not delivered"."""
         key = _CHANNEL_NAMES.get(channel)
         return self.text(key) if key else channel
+
+    def room_reason(self, kind: str) -> str:
+        """Why a room could not be reached, in words (``ej krypterat``); the kind as it is
+        if it is none of :data:`bot.domain.ROOM_REASONS`."""
+        key = _ROOM_REASON_KEYS.get(kind)
+        return self.text(key) if key else kind
 
     def channel(self, channel: str) -> str:
         key = _CHANNEL_KEYS.get(channel)

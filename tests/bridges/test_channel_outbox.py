@@ -20,7 +20,8 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.demo.kannel import ThrowawayKannel
-from bot.demo.mailsink import MailSink, unused_port
+from bot.demo.mailsink import MailSink
+from bot.demo.ports import free_port
 from bot.engine.delivery import DeliveryPass
 from bot.engine.delivery_reports import DeliveryReports, reported_delivered
 from bot.engine.prepare import Preparer
@@ -293,7 +294,7 @@ async def test_an_answer_that_keeps_failing_is_given_up_after_max_attempts(
 ) -> None:
     # An answer to a reply may expire, visibly: failed, audited.
     row = await queue(db, clock, "email", TIB, "Kvittens H-3 mottagen", purpose="reply")
-    ob = worker(email=email_settings(unused_port()), max_attempts=2)
+    ob = worker(email=email_settings(free_port()), max_attempts=2)
     assert await ob.deliver_due() == 1
     assert (await reload(db, row.id)).status == "queued"
     clock.advance(60)
@@ -445,7 +446,7 @@ async def test_no_secret_or_full_number_in_logs_audit_or_rows(
     # that is storage, not logging, and never runs at DEBUG in production.
     caplog.set_level(logging.INFO, logger="aiosqlite")
     dead = Endpoint(
-        f"http://127.0.0.1:{unused_port()}/cgi-bin/sendsms",
+        f"http://127.0.0.1:{free_port()}/cgi-bin/sendsms",
         kannel.username,
         kannel.password,
         "dead",
@@ -455,7 +456,7 @@ async def test_no_secret_or_full_number_in_logs_audit_or_rows(
     ) as failing_over:
         ob = worker(
             sms=failing_over,
-            email=email_settings(unused_port(), sink.port),
+            email=email_settings(free_port(), sink.port),
         )
         ok_number, blocked = new_number(), "46700000456"
         await queue(db, clock, "sms", ok_number, "Larm H-8\n" + REPLY)

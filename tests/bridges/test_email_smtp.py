@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.demo.mailsink import MailSink, self_signed_tls, unused_port
+from bot.demo.mailsink import MailSink, self_signed_tls
+from bot.demo.ports import free_port
 from bridges.email.message import MailKind, build_mail, make_message_id
 from bridges.email.smtp import DeliveryStatus, MailResult, Relay, SmtpSender
 
@@ -121,7 +122,7 @@ async def test_a_relay_refusing_us_with_a_5xx_outside_rcpt_hands_over(sink: Mail
 
 
 async def test_a_dead_first_relay_hands_over_to_the_second(sink: MailSink) -> None:
-    dead = unused_port()
+    dead = free_port()
     result = await sender(relay(dead), relay(sink.port)).send(alarm_mail())
 
     assert result.status is DeliveryStatus.SENT
@@ -184,7 +185,7 @@ async def test_one_refused_function_address_of_two_still_alarms_the_party(
 
 
 async def test_every_relay_down_is_temporary_so_the_outbox_retries(silent_port: int) -> None:
-    result = await sender(relay(unused_port()), relay(silent_port, timeout=0.2)).send(alarm_mail())
+    result = await sender(relay(free_port()), relay(silent_port, timeout=0.2)).send(alarm_mail())
 
     assert result.status is DeliveryStatus.TEMPORARY
     assert result.retryable
@@ -241,7 +242,7 @@ async def test_a_password_never_reaches_a_log_line_a_result_or_an_exception(
             # Refused AUTH (535), then the only other relay is down.
             await sender(
                 relay(sink.port, username="larmkedja", password=wrong),
-                relay(unused_port(), username="larmkedja", password=SECRET),
+                relay(free_port(), username="larmkedja", password=SECRET),
             ).send(alarm_mail()),
             await sender(relay(sink.port, username="larmkedja", password=SECRET)).send(
                 alarm_mail()

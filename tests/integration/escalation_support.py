@@ -61,6 +61,19 @@ class BotDatabase:
         async with self.db.read() as session:
             return await audit.verify_chain(session)
 
+    async def wait_until_sent(self, timeout: float = 60) -> None:
+        """Until every Matrix message the bot has decided on is out (or failed for good):
+        what a phone can still receive from the bot is then only what its sync has not
+        fetched yet, never something still to be decided."""
+        async with asyncio.timeout(timeout):
+            while True:
+                rows = await self.outbox_rows()
+                if all(
+                    r.status in (outbox.SENT, outbox.FAILED) for r in rows if r.channel == "matrix"
+                ):
+                    return
+                await asyncio.sleep(0.2)
+
     async def wait_until_quiet(self, timeout: float = 60) -> None:
         """Until no due time is pending and every Matrix outbox row is out."""
         async with asyncio.timeout(timeout):

@@ -48,7 +48,7 @@ async def test_mass_casualty_alarm_from_confirmation_to_stand_down(
         assert "Katastrofläge" in confirmed.body
 
         started = await say(world, "uppsala", "!larma", "Larmkedjan för H-1 är startad")
-        assert "Larmade parter (8)" in started.body
+        assert "Larmet skickas till (8)" in started.body
 
         alarms: dict[str, Received] = {}
         for party in ALARMED:

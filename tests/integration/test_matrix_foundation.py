@@ -17,6 +17,7 @@ from storage import audit
 from storage.database import Database
 from tests.integration.botctl import BotProcess, bot_in_process
 from tests.integration.conftest import WorldFactory
+from tests.integration.escalation_support import BotDatabase
 
 
 def bot_messages(person: Person, world: World, room_id: str) -> list[str]:
@@ -203,14 +204,30 @@ async def test_unencrypted_room_is_refused_and_explained_without_content(
         warning = await tib.wait_for(
             lambda m: m.sender == world.bot_user_id and m.room_id == plain, timeout=60
         )
-        await tib.send_text(plain, "!hjälp")
-        await tib.wait_for_count(
-            lambda m: m.sender == world.bot_user_id and m.room_id == plain, 2, timeout=30
-        )
+        for command in ("!hjälp", "!status", "!larma"):
+            await tib.send_text(plain, command)
+        # Each command refused (audited) and everything the bot decided on is out:
+        db = BotDatabase(world)
+        try:
+            async with asyncio.timeout(60):
+                while True:
+                    refused = await db.audit("command.refused")
+                    if len(refused) == 3:
+                        break
+                    await asyncio.sleep(0.2)
+            await db.wait_until_quiet()
+        finally:
+            await db.close()
+    # ... and the room was told once, when the bot joined (README: "once per room"), not after
+    # every command: what the homeserver holds from the bot there is that one notice.
+    from_the_bot = [e for e in await tib.raw_timeline(plain) if e["sender"] == world.bot_user_id]
+    assert [e["type"] for e in from_the_bot] == ["m.room.member", "m.room.message"]
+    assert [d["answered"] for d in (e.detail for e in refused)] == [False, False, False]
     replies = bot_messages(tib, world, plain)
+    assert replies == [warning.body]
     assert not warning.encrypted
-    assert all("!händelse" not in r for r in replies)  # no help, no alarm content
-    assert all("krypter" in r.lower() for r in replies)
+    assert "!händelse" not in warning.body  # no help, no alarm content
+    assert "krypter" in warning.body.lower()
     actions = {a for a, _, _ in await audit_actions(world)}
     assert {"matrix.room.unencrypted", "command.refused"} <= actions
 

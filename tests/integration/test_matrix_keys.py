@@ -4,6 +4,10 @@ never arrives. Real Synapse, real E2EE clients."""
 from __future__ import annotations
 
 import asyncio
+import re
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from nio import RoomSendResponse, ToDeviceMessage, ToDeviceResponse
 
@@ -107,17 +111,31 @@ async def test_command_whose_key_arrives_late_is_answered(make_world: WorldFacto
 async def test_command_without_key_gets_a_resend_request_after_grace(
     make_world: WorldFactory,
 ) -> None:
+    """The request comes when the grace period ends (timed by the bot, not at its next 30 s
+    long-poll), addresses the sender as ``@localpart`` and says the local time it was sent."""
     world = await make_world(regions=ONE_REGION)
-    world.config["matrix"]["undecryptable_grace_s"] = 1
+    world.config["matrix"]["undecryptable_grace_s"] = 10
+    world.config["matrix"]["sync_timeout_ms"] = 30_000
     world.write_config()
     tib, room = world.officer("uppsala"), world.rooms["uppsala"]
     async with bot_in_process(world.config_path):
         await world.wait_bot_joined()
+        sent = time.monotonic()
         await WithheldKey(world, room).send("!hjälp")
         ask = await tib.wait_for(
             lambda m: m.sender == world.bot_user_id and m.room_id == room, timeout=60
         )
-    assert tib.user_id in ask.body
+        waited = time.monotonic() - sent
+    assert 9.5 <= waited < 20, f"resend request after {waited:.1f} s with a 10 s grace period"
+    local = tib.user_id.partition(":")[0]  # "@tib-uppsala", as every other text names people
+    assert ask.body.startswith(f"{local}: ditt meddelande från ")
+    assert tib.user_id not in ask.body
+    stamp = datetime.fromtimestamp(ask.server_ts / 1000, ZoneInfo("Europe/Stockholm"))
+    shown = re.search(r"från (\d\d:\d\d) gick", ask.body)
+    assert shown is not None, ask.body
+    sent_local = datetime.strptime(shown.group(1), "%H:%M").time()
+    gap = (stamp.hour * 60 + stamp.minute) - (sent_local.hour * 60 + sent_local.minute)
+    assert gap % 1440 in (0, 1), (ask.body, stamp)  # the command's local minute, not UTC's
     assert "!händelse" not in ask.body
     assert ask.content.get("m.mentions", {}).get("user_ids") == [tib.user_id]
     assert "matrix.undecryptable" in {a for a, _, _ in await audit_actions(world)}

@@ -23,12 +23,15 @@ from bot.contracts import Outgoing, SendResult
 from bot.contracts import Sent as ContractSent
 from bot.engine.context import ContextFactory
 from bot.engine.delivery import DeliveryPass
+from bot.engine.due import DuePass
+from bot.engine.fallback import Fallback
 from bot.engine.prepare import Preparer
+from bot.engine.summaries import Summaries
 from bot.engine.writer import OutcomeWriter
 from bot.i18n import Catalog
 from commands.context import CommandContext, Invocation, Reaction
 from commands.dispatch import handle_message, handle_reaction
-from commands.due import fire_due_row
+from commands.escalation import fire_due
 from commands.exercise.marking import ExerciseMarking
 from commands.outcome import Delivery, Outcome, Post
 from storage import audit
@@ -176,6 +179,24 @@ class RecordingSender:
         return self.harness._sent_by(message)
 
 
+class _RecordingWriter(OutcomeWriter):
+    """The engine's writer, which also tells the harness what was decided (so that what the
+    senders are handed maps back to the decided post or delivery)."""
+
+    def __init__(self, harness: Harness, writer: OutcomeWriter) -> None:
+        super().__init__(
+            marking=writer.marking,
+            delivery_deadlines=writer.deadlines,
+            summary_after_s=writer.summary_after_s,
+        )
+        self.harness = harness
+
+    async def write(self, session: Any, **kwargs: Any) -> list[OutboxRow]:
+        kwargs["outcome"] = self.marking(kwargs["outcome"])  # what the writer writes
+        self.harness._decide(kwargs["source_id"], kwargs["outcome"])
+        return await super().write(session, **kwargs)
+
+
 @dataclass
 class Harness:
     """Drives the command layer through the engine's own parts and remembers what went out.
@@ -201,6 +222,7 @@ class Harness:
 
     def __post_init__(self) -> None:
         self.writer = OutcomeWriter(marking=ExerciseMarking(self.config, self.catalog))
+        self._writer = _RecordingWriter(self, self.writer)
         channels = ("matrix", *self.config.bridge_channels())
         self._delivery = DeliveryPass(
             self.db,
@@ -208,6 +230,8 @@ class Harness:
             senders={c: RecordingSender(c, self) for c in channels},
             policies={},
             preparer=Preparer(party_for_room=lambda r: self.make_context.party_for_room(r)),
+            on_problem=lambda *a: self._fallback().on_problem(*a),
+            after_record=lambda *a: self._summaries().after_record(*a),
         )
 
     @property
@@ -231,9 +255,7 @@ class Harness:
             self.deliveries.append(decided)
         return ContractSent(event_id)
 
-    async def _record(self, session: Any, inbound: str, sender: str, outcome: Outcome) -> Outcome:
-        """Write ``outcome`` as the engine does; returns it as written (exercises marked)."""
-        outcome = self.writer.marking(outcome)  # what is decided is what the writer writes
+    def _decide(self, inbound: str, outcome: Outcome) -> None:
         keys = [p.key for p in outcome.posts] + [d.key for d in outcome.deliveries]
         assert len(keys) == len(set(keys)), f"post keys not unique: {keys}"
         for post in outcome.posts:
@@ -242,10 +264,15 @@ class Harness:
             self._decided[f"{inbound}:{delivery.key}"] = delivery
         for board in outcome.boards:
             self.boards[(board.incident_id, board.room_id)] = board.body
+        self.outcomes.append(outcome)
+
+    async def _record(self, session: Any, inbound: str, sender: str, outcome: Outcome) -> Outcome:
+        """Write ``outcome`` as the engine does; returns it as written (exercises marked)."""
+        outcome = self.writer.marking(outcome)
+        self._decide(inbound, outcome)
         await self.writer.write(
             session, source_id=inbound, actor=sender, outcome=outcome, now=self.clock.now()
         )
-        self.outcomes.append(outcome)
         return outcome
 
     async def deliver(self) -> None:
@@ -281,39 +308,59 @@ class Harness:
         self.clock.advance(timedelta(minutes=minutes))
 
     async def run_due(self) -> list[Outcome]:
-        """Fire every due time due by now, like the engine's due pass: read the due rows, fire
-        each in its own write transaction, and again until none is due (firing one late makes
-        the next step due at once)."""
+        """Fire every due time due by now through the engine's own due-time pass (each in its
+        own write transaction, again until none is due: firing one late makes the next step
+        due at once); returns the outcomes of the reminders and escalation steps."""
         outcomes: list[Outcome] = []
-        seen: set[str] = set()
+        seen: set[int] = set()
         while True:
             async with self.db.read() as session:
-                rows = [
-                    (r.key, r.incident_id, r.kind, r.schedule_id)
-                    for r in await due_now(session, self.clock.now())
-                ]
+                rows = [r.id for r in await due_now(session, self.clock.now())]
             if not rows:
                 return outcomes
-            for key, incident_id, kind, schedule_id in rows:
-                assert key not in seen, f"due time {key} is still pending after it fired"
-                seen.add(key)
-                outcomes.append(await self.fire(key, incident_id, kind, schedule_id))
+            for row_id in rows:
+                assert row_id not in seen, f"due time {row_id} is still pending after it fired"
+                seen.add(row_id)
+                outcome = await self._due_pass().fire(row_id)
+                if outcome is not None:
+                    outcomes.append(outcome)
+                await self.deliver()
 
-    async def fire(
-        self,
-        key: str,
-        incident_id: str | None,
-        kind: str = "step",
-        schedule_id: int | None = None,
-    ) -> Outcome:
-        """Fire one due time now, in its own write transaction, as the engine does."""
+    async def fire(self, key: str, incident_id: str) -> Outcome:
+        """Fire the due time ``key`` now, whatever its row says (a trigger that comes late,
+        twice or for nothing): the decision :func:`commands.escalation.fire_due` in its own
+        write transaction, written by the engine's writer. :meth:`run_due` is the pass."""
         async with self.db.write() as session:
-            outcome = await fire_due_row(
-                kind, key, incident_id, schedule_id, self._context(session)
+            outcome = await fire_due(key, incident_id, self._context(session))
+            await self._writer.write(
+                session,
+                source_id=f"due:{key}",
+                actor=ENGINE,
+                outcome=outcome,
+                now=self.clock.now(),
             )
-            outcome = await self._record(session, f"due:{key}", ENGINE, outcome)
         await self.deliver()
         return outcome
+
+    def _due_pass(self) -> DuePass:
+        return DuePass(
+            self.db,
+            self.clock,
+            writer=self._writer,
+            make_context=self.make_context,
+            fallback=self._fallback(),
+            summaries=self._summaries(),
+        )
+
+    def _fallback(self) -> Fallback:
+        return Fallback(writer=self._writer, make_context=self.make_context)
+
+    def _summaries(self) -> Summaries:
+        return Summaries(
+            writer=self._writer,
+            make_context=self.make_context,
+            on_problem=self._fallback().on_problem,
+        )
 
     async def due_rows(self, incident_id: str = "H-1") -> list[Any]:
         """Every due-time row of an incident, in order of due time."""

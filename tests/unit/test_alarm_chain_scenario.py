@@ -68,7 +68,7 @@ async def test_mass_casualty_alarm_from_confirmation_to_stand_down(bot: Harness)
     ]
     assert "sekundärtransporter" not in alarms[room(NATIONAL)].body
     assert replies(sent) == [
-        "Larmkedjan för H-1 är startad. Larmade parter (8):\n"
+        "Larmkedjan för H-1 är startad. Larmet skickas till (8):\n"
         "• Region Dalarna – i sitt rum, till @tib.dalarna\n"
         "• Region Gävleborg – i sitt rum, till @tib.gavleborg\n"
         "• Region Värmland – i sitt rum, till @tib.varmland\n"
@@ -77,9 +77,20 @@ async def test_mass_casualty_alarm_from_confirmation_to_stand_down(bot: Harness)
         "• Region Sörmland – i sitt rum, till @tib.sormland\n"
         "• Socialstyrelsen – i sitt rum, till @tib.socialstyrelsen\n"
         "• Blodcentralen Uppsala – i sitt rum, till @tib.blodcentralen-uppsala\n"
-        "Dessutom via sms till 8 nummer och via e-post till 8 adresser, med svarskod."
+        "Dessutom via sms till 8 nummer och via e-post till 8 adresser, med svarskod.\n"
+        "Leveransrapport följer när larmet har gått ut."
     ]
-    assert len(sent) == 9
+    # Once every alarm is out, the delivery report: what each channel took, nothing more.
+    (report,) = [p for p in sent if p.key == "summary:alarm"]
+    assert report.room_id == UPPSALA
+    assert report.body.splitlines() == [
+        "📨 Leveransrapport H-1, larmet:",
+        "• Rum: 8 av 8 mottagna av servern",
+        "• Sms: 8 av 8 lämnade till sms-gatewayen (0 rapporterade levererade)",
+        "• E-post: 8 av 8 mottagna av e-postservern",
+        "Allt gick ut.",
+    ]
+    assert len(sent) == 10
     assert board(bot).splitlines()[:5] == [
         "🚨 H-1 · Förstärkningsläge · Region Uppsala",
         "”Bussolycka E4 Knivsta”",
@@ -195,7 +206,17 @@ async def test_mass_casualty_alarm_from_confirmation_to_stand_down(bot: Harness)
         "Den särskilda händelsen ”Bussolycka E4 Knivsta” är avslutad. Återgå till normalläge.\n"
         "Meddelande: Samtliga patienter omhändertagna"
     )
-    assert replies(sent) == ["H-1 är avlarmad. Avlarmering skickad till larmade parter: 8."]
+    assert replies(sent) == [
+        "H-1 är avlarmad. Avlarmeringen skickas till larmade parter: 8. Leveransrapport följer."
+    ]
+    (report,) = [p for p in sent if p.key == "summary:standdown"]
+    assert report.body.splitlines() == [
+        "📨 Leveransrapport H-1, avlarmeringen:",
+        "• Rum: 8 av 8 mottagna av servern",
+        "• Sms: 8 av 8 lämnade till sms-gatewayen (0 rapporterade levererade)",
+        "• E-post: 8 av 8 mottagna av e-postservern",
+        "Allt gick ut.",
+    ]
     assert board(bot).splitlines()[-2:] == [
         "⏹ Avlarmad 04:30 av @tib.uppsala.",
         "Avlarmering: ”Samtliga patienter omhändertagna”",
@@ -220,9 +241,11 @@ async def test_mass_casualty_alarm_from_confirmation_to_stand_down(bot: Harness)
     assert await bot.audit_actions() == [
         "incident.confirmed",
         "chain.started",
+        "delivery.summary",  # the alarm's delivery report
         *["ack.recorded"] * 9,
         "chain.completed",
         "incident.stood_down",
+        "delivery.summary",  # the stand-down's
         "command.rejected",
         "command.rejected",
         "command.rejected",

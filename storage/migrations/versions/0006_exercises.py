@@ -8,15 +8,15 @@
   the schedule, not to an incident: ``incident_id`` becomes nullable and ``schedule_id`` names
   the schedule. Every due time stays a row of the one table the due-time pass reads.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
