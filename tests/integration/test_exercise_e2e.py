@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
 
 from bot.demo.rig import SHORT_NUMBER, BridgeRig
@@ -37,6 +38,7 @@ FIVE = (
 ALARMED = ("dalarna", "gavleborg", "varmland", "vastmanland")
 SMS_CODE = re.compile(r"KVITTERA (\d{4}) ")
 MAIL_CODE = re.compile(r"KVITTERA (\d{6}) ")
+LINK = re.compile(r"(http://127\.0\.0\.1:\d+/ack/[A-Za-z0-9._~-]+)")
 COORDINATORS_MAIL = "beredskap@samordning.example"
 ZONE = ZoneInfo("Europe/Stockholm")
 
@@ -107,6 +109,12 @@ async def test_a_scheduled_exercise_fires_after_a_restart_and_is_reported(
                 )
                 assert mails[party].subject.startswith("ÖVNING: "), mails[party].subject
                 assert mails[party].text.startswith("ÖVNING: "), mails[party].text
+            # the link page of the exercise is marked too (GET shows, acknowledges nothing)
+            link = code_in(LINK, mails["dalarna"].text)
+            async with aiohttp.ClientSession() as http, http.get(link) as page:
+                assert page.status == 200
+                html = await page.text()
+            assert "<h1>ÖVNING: " in html, html
             started = await coordinator.wait_for(from_bot(world, "övning Ö-1 startad"))
             assert started.body.startswith("ÖVNING: ")
             board = await coordinator.wait_for(from_bot(world, "Ö-1 ·"))

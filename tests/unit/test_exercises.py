@@ -22,6 +22,7 @@ from chain_world import (
 )
 
 from bot.clock import FakeClock
+from bot.http.pages import AckPage, PageState, render_ack_page
 from bot.i18n import Catalog
 from bridges.sms import gsm7
 from bridges.sms.sender import sms_text
@@ -420,3 +421,19 @@ async def test_report_figures_and_trend_from_scripted_times(bot: Harness) -> Non
     assert any(p.body.startswith("ÖVNING: Rapport övning Ö-2") for p in again.posts)
     assert [a.mimetype for a in again.attachments if a.key == "exercise-chart"] == ["image/png"]
     bot.take()
+
+
+@pytest.mark.parametrize(("lang", "marker"), list(MARKERS.items()))
+def test_the_link_page_of_an_exercise_is_marked(catalog: Catalog, lang: str, marker: str) -> None:
+    for state in (PageState.CONFIRM, PageState.DONE, PageState.CLOSED):
+        page = render_ack_page(
+            AckPage(state=state, language=lang, incident_id="Ö-1", party_id="dalarna", token="t"),
+            catalog,
+        )
+        assert f"<h1>{marker}: " in page
+        assert f"<title>{marker}: " in page
+        live = render_ack_page(
+            AckPage(state=state, language=lang, incident_id="H-1", party_id="dalarna", token="t"),
+            catalog,
+        )
+        assert marker not in live
