@@ -50,6 +50,7 @@ from bot.matrix.sender import MatrixSender
 from bot.matrix.session import SessionInfo, SessionStore, StartupRefused, open_session
 from bot.matrix.sync_loop import SyncLoop
 from bridges.signed_links import SignedLinks
+from commands.exercise.marking import ExerciseMarking
 from storage import audit, state, stats
 from storage.database import Database
 
@@ -148,6 +149,7 @@ class App:
             else None
         )
         writer = OutcomeWriter(
+            marking=ExerciseMarking(cfg, self.catalog),
             delivery_deadlines={"sms": sms_timeout} if sms_timeout else {},
             summary_after_s=cfg.matrix.delivery_deadline_s,
         )

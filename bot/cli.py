@@ -268,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--config", required=True, help="TOML config file")
     demo = sub.add_parser("demo", help="throwaway homeserver + bot + scripted duty officers")
     demo.add_argument("--workdir", type=Path, help="keep the demo's files here")
+    demo.add_argument(
+        "--exercise",
+        action="store_true",
+        help="play a coordinator's exercise (ÖVNING on every channel) and show its report",
+    )
     check = sub.add_parser("check-config", help="validate a config file without starting")
     check.add_argument("file")
     check.add_argument(
@@ -321,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             from bot.demo.scenario import run_demo
 
-            return asyncio.run(run_demo(args.workdir))
+            return asyncio.run(run_demo(args.workdir, exercise=args.exercise))
         except KeyboardInterrupt:  # run_demo has stopped and removed what it started
             print("larmkedja demo: interrupted", file=sys.stderr)
             return 130

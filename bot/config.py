@@ -27,8 +27,11 @@ import re
 import stat
 import tomllib
 import unicodedata
+from datetime import UTC, date, datetime
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
@@ -43,6 +46,7 @@ from pydantic import (
 )
 from sqlalchemy.engine import make_url
 
+from bot.domain.exercise import Recurrence, RecurrenceError
 from bridges.destinations import normalize_destination
 
 LANGUAGES = ("sv", "nb", "en")
@@ -962,6 +966,142 @@ class SituationReportConfig(_Strict):
         return self
 
 
+_CLOCK_TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+ClockTime = Annotated[str, AfterValidator(_matches(_CLOCK_TIME, "a time of day HH:MM"))]
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except Exception:
+        raise ValueError(f"{_shown(value)} is not a time zone (e.g. Europe/Stockholm)") from None
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_zone)]
+
+
+class ExerciseScheduleConfig(_Strict):
+    """A recurring exercise or test alarm: an RFC 5545 rule at a time of day."""
+
+    id: Slug = Field(description="the schedule's own id (in lists and the audit)")
+    kind: Literal["exercise", "test"] = Field(
+        "exercise", description="'exercise' (the whole chain) or 'test' (a test alarm)"
+    )
+    rule: str = Field(
+        description="RFC 5545 recurrence rule parts (python-dateutil), local to "
+        "exercises.time_zone; FREQ is YEARLY, MONTHLY, WEEKLY or DAILY, the time of day is "
+        "'time' (no BYHOUR/BYMINUTE)",
+        examples=["FREQ=MONTHLY;BYDAY=1TU"],
+    )
+    time: ClockTime = Field(description="local time of day", examples=["09:00"])
+    starting: date = Field(
+        date(2026, 1, 1),
+        description="the rule's first possible day (sets the phase of INTERVAL rules)",
+    )
+    region: Slug | None = Field(
+        None, description="the initiating region (exercises.default_region if left out)"
+    )
+    parties: list[Slug] = Field(
+        default_factory=list,
+        description="the parties that take part (the whole chain if empty)",
+    )
+    announced: bool = Field(
+        False,
+        description="the parties are told in advance (at the first reminder); otherwise only "
+        "the coordinators know",
+    )
+    scenario: str = Field("", max_length=200, description="the scenario's headline")
+
+    def recurrence(self, zone: str) -> Recurrence:
+        hour, minute = (int(p) for p in self.time.split(":"))
+        return Recurrence(self.rule, dt_time(hour, minute), zone, self.starting)
+
+
+class ExercisesConfig(_Strict):
+    """Exercises (!övning) and test alarms (!larmprov) of the coordinators."""
+
+    default_region: Slug | None = Field(
+        None,
+        description="initiating region of an exercise that names none (the first region if "
+        "left out)",
+        examples=["uppsala"],
+    )
+    time_zone: TimeZone = Field(
+        "Europe/Stockholm", description="the zone schedules and typed times are local to"
+    )
+    level: Literal["staff", "reinforcement", "disaster"] = Field(
+        "staff", description="the readiness level an exercise is played at"
+    )
+    reminders_before_min: list[int] = Field(
+        default_factory=lambda: [1440, 60],
+        description="the coordinators are reminded this many minutes before each scheduled "
+        "exercise (default one day and one hour)",
+    )
+    deadline_min: int = Field(
+        60, ge=1, le=1440, description="an exercise not complete this long after it started ends"
+    )
+    start_grace_min: int = Field(
+        15,
+        ge=0,
+        le=1440,
+        description="a scheduled exercise whose time passed more than this long ago (the bot "
+        "was down) is not started late: the coordinators are asked instead",
+    )
+    trend_count: int = Field(
+        5, ge=1, le=50, description="previous exercises the report's trend compares with"
+    )
+    email: list[Email] = Field(
+        default_factory=list,
+        description="the coordinators' function addresses: reminders and results by e-mail",
+        examples=[["beredskap@regionuppsala.example"]],
+    )
+    schedules: list[ExerciseScheduleConfig] = Field(
+        default_factory=list,
+        description="recurring exercises and test alarms",
+        examples=[
+            [
+                {
+                    "id": "manadsprov",
+                    "kind": "test",
+                    "rule": "FREQ=MONTHLY;BYDAY=1TU",
+                    "time": "09:00",
+                }
+            ]
+        ],
+    )
+
+    @field_validator("reminders_before_min")
+    @classmethod
+    def _reminders(cls, values: list[int]) -> list[int]:
+        if any(v < 1 or v > 30 * 24 * 60 for v in values):
+            raise ValueError("each reminder is 1 minute to 30 days before the exercise")
+        _no_duplicates(values)
+        return values
+
+    @model_validator(mode="after")
+    def _schedules_fire(self) -> ExercisesConfig:
+        problems: list[str] = []
+        seen: set[str] = set()
+        now = datetime.now(UTC)
+        for i, schedule in enumerate(self.schedules):
+            where = f"exercises.schedules[{i}]"
+            if schedule.id in seen:
+                problems.append(f"{where}.id: duplicate id {schedule.id!r}")
+            seen.add(schedule.id)
+            try:
+                recurrence = schedule.recurrence(self.time_zone)
+            except RecurrenceError as problem:
+                problems.append(f"{where}.rule: {problem}")
+                continue
+            if not recurrence.fires_within_horizon(now):
+                problems.append(
+                    f"{where}.rule: never fires (no occurrence in the next five years)"
+                )
+        _raise(problems)
+        return self
+
+
 class Config(_Strict):
     """The whole configuration file."""
 
@@ -983,6 +1123,7 @@ class Config(_Strict):
         description="SMS and e-mail; without this table alarms go to Matrix rooms only",
     )
     situation_report: SituationReportConfig = Field(default_factory=SituationReportConfig)
+    exercises: ExercisesConfig = Field(default_factory=ExercisesConfig)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
@@ -1029,8 +1170,30 @@ class Config(_Strict):
                 problems.append(f"parties[{i}].region: only a blood centre belongs to a region")
         problems += self._the_bot_is_nobody_else()
         problems += self._check_backup_contacts()
+        problems += self._check_exercises(seen_ids, region_ids)
         _raise(problems)
         return self
+
+    def _check_exercises(self, party_ids: dict[str, str], region_ids: set[str]) -> list[str]:
+        """Exercises name regions and parties that exist."""
+        problems: list[str] = []
+        ex = self.exercises
+        if ex.default_region is not None and ex.default_region not in region_ids:
+            problems.append(f"exercises.default_region: unknown region {ex.default_region!r}")
+        for i, schedule in enumerate(ex.schedules):
+            where = f"exercises.schedules[{i}]"
+            if schedule.region is not None and schedule.region not in region_ids:
+                problems.append(f"{where}.region: unknown region {schedule.region!r}")
+            problems += [
+                f"{where}.parties[{j}]: unknown party {p!r}"
+                for j, p in enumerate(schedule.parties)
+                if p not in party_ids
+            ]
+        return problems
+
+    def exercise_region(self, region_id: str | None = None) -> str:
+        """The initiating region of an exercise: the one given, else the config's default."""
+        return region_id or self.exercises.default_region or self.regions[0].id
 
     def _parties_with_paths(self) -> list[tuple[str, PartyConfig]]:
         return [

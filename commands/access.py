@@ -31,6 +31,9 @@ def place_refusal(config: Config, place: Place, room_id: str) -> str | None:
         return None
     if place is Place.PARTY_ROOM:
         return None if config.party_for_room(room_id) else "refusal.where.party_room"
+    if place is Place.COORDINATION_ROOM:
+        room = config.healthcare_region.coordination_room
+        return None if room is not None and room == room_id else "refusal.where.coordination_room"
     region = config.party_for_room(room_id)
     if region is None or config.region(region.id) is None:
         return "refusal.where.region_room"
@@ -51,6 +54,8 @@ def audience_refusal(config: Config, who: Audience, room_id: str, sender: str) -
             and sender in party.duty_officers
         )
         return None if allowed else "refusal.who.region_duty_officer"
+    if who is Audience.COORDINATOR:
+        return None if is_coordinator(config, sender) else "refusal.who.coordinator"
     if who is Audience.STAFF:
         return None if is_staff(config, sender) else "refusal.who.staff"
     allowed = is_duty_officer(config, sender) or is_coordinator(config, sender)

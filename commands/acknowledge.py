@@ -27,6 +27,7 @@ from bot.domain import (
 )
 from bot.i18n import Catalog
 from commands.context import CommandContext
+from commands.exercise.ending import after_acknowledgement
 from commands.outcome import AuditEntry, Outcome, Post
 from commands.render import Voice
 from commands.replies import chain_completed, home_server, incident_boards
@@ -121,6 +122,11 @@ async def acknowledge(
         outcome.posts.append(_room_notice(ctx, incident, member, recorded, catalog))
     if recorded.chain_completed:
         outcome.extend(chain_completed(ctx, incident, catalog, ack.at))
+    if incident.is_exercise:
+        # The exercise's last acknowledgement (and pledge) ends it, and it is reported.
+        outcome.extend(
+            await after_acknowledgement(ctx, incident, catalog=catalog, registry=registry)
+        )
     outcome.boards.extend(incident_boards(ctx, incident, catalog, registry))
     return AckDecision(outcome, recorded=recorded, member=member)
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.domain import ReadinessLevel, parse_incident_number
+from bot.domain import ReadinessLevel, parse_incident_id
 from bot.domain.answer import MAX_COUNT, MAX_REMARK, NotACount, claims_count, negates, read_count
 from bot.domain.user_text import clean
 from commands.text import ECHO, excerpt, fold
@@ -94,15 +94,18 @@ LEVEL = ArgumentType("arg.level", "arg.level.hint", parse_level)
 
 # -- incident id -------------------------------------------------------------------------------
 
-_PREFIXED_ID = re.compile(r"^#?h-?\S*$", re.IGNORECASE)
+# H-7 (live), Ö-3/Ø-3/O-3 (exercise), T-2 (test alarm): each series names only its own.
+_PREFIXED_ID = re.compile(r"^#?[höøot]-?\S*$", re.IGNORECASE)
 _NUMERIC_ID = re.compile(r"^#?[0-9]+$")
 
 
-def parse_incident(token: str) -> int:
-    number = parse_incident_number(token)
-    if number is None or number < 1:
+def parse_incident(token: str) -> str:
+    """The canonical id typed: ``7``/``h7``/``H-7`` → ``H-7``, ``ö3``/``Ø-3`` → ``Ö-3``,
+    ``T-2`` → ``T-2``. A bare number is always live."""
+    incident_id = parse_incident_id(token)
+    if incident_id is None or incident_id.endswith("-0"):
         raise ArgumentProblem("arg.incident.invalid", value=excerpt(token, ECHO["value"]))
-    return number
+    return incident_id
 
 
 def _looks_like_id(token: str) -> bool:
@@ -188,6 +191,10 @@ HEADLINE = ArgumentType(
 )
 TEXT = ArgumentType(
     "arg.text", "arg.text.hint", _text_parser(MAX_TEXT, "arg.text.too_long"), greedy=True
+)
+#: What follows !övning / !larmprov: a sub-command and its words, read by the executor.
+EXERCISE_WORDS = ArgumentType(
+    "arg.exercise", "arg.exercise.hint", _text_parser(MAX_TEXT, "arg.text.too_long"), greedy=True
 )
 #: The remark of an acknowledgement: :data:`TEXT` that may not say no.
 ACK_REMARK = ArgumentType("arg.text", "arg.text.hint", parse_ack_remark, greedy=True)

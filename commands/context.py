@@ -50,6 +50,8 @@ class CommandContext:
     # event id back to (incident id, party id) for reaction acknowledgements.
     incidents: Any = None
     alarms: Any = None
+    # Planned exercises and their due rows (storage.exercises.SqlSchedules), same transaction.
+    schedules: Any = None
     # The message catalogues, built once by the app. Left out, the dispatcher loads them for
     # each run (a few milliseconds), which keeps older callers working.
     catalog: Catalog | None = None

@@ -31,6 +31,7 @@ class Audience(StrEnum):
     REGION_DUTY_OFFICER = "region_duty_officer"  # a duty officer of this room's region
     DUTY_OFFICER_OR_COORDINATOR = "duty_officer_or_coordinator"  # of any party
     STAFF = "staff"  # a duty officer or member of any party, or a coordinator
+    COORDINATOR = "coordinator"  # a preparedness coordinator named in the config
 
 
 class Place(StrEnum):
@@ -39,6 +40,7 @@ class Place(StrEnum):
     ANY_ROOM = "any_room"
     PARTY_ROOM = "party_room"
     REGION_ROOM = "region_room"
+    COORDINATION_ROOM = "coordination_room"  # the healthcare region's coordination room
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The implemented commands. Only what is listed here exists for the dispatcher and the help.
 
-Future commands (!övning, !larmprov, !begär, !självtest) are added here when their executors
+Future commands (!begär, !självtest) are added here when their executors
 exist, never before: the help must not promise what the bot cannot do.
 """
 
@@ -10,6 +10,7 @@ from commands.arguments import (
     ACK_REMARK,
     COMMAND_NAME,
     COUNT,
+    EXERCISE_WORDS,
     FIELDS,
     HEADLINE,
     INCIDENT,
@@ -30,6 +31,7 @@ from commands.executors.report import execute_report
 from commands.executors.sitrep import execute_sitrep
 from commands.executors.standdown import execute_stand_down
 from commands.executors.status import execute_status
+from commands.exercise.commands import execute_exercise, execute_testalarm
 
 
 def declarations() -> tuple[Declaration, ...]:
@@ -137,5 +139,25 @@ def declarations() -> tuple[Declaration, ...]:
             details_key="cmd.report.details",
             execute=execute_report,
             arguments=(Argument("incident", INCIDENT, optional=True),),
+        ),
+        Declaration(
+            key="exercise",
+            names=Names(sv="övning", nb="øvelse", en="exercise"),
+            who=Audience.COORDINATOR,
+            where=Place.COORDINATION_ROOM,
+            summary_key="cmd.exercise.summary",
+            details_key="cmd.exercise.details",
+            execute=execute_exercise,
+            arguments=(Argument("words", EXERCISE_WORDS, optional=True),),
+        ),
+        Declaration(
+            key="testalarm",
+            names=Names(sv="larmprov", nb="varslingsprøve", en="testalarm"),
+            who=Audience.COORDINATOR,
+            where=Place.COORDINATION_ROOM,
+            summary_key="cmd.testalarm.summary",
+            details_key="cmd.testalarm.details",
+            execute=execute_testalarm,
+            arguments=(Argument("words", EXERCISE_WORDS, optional=True),),
         ),
     )

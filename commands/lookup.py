@@ -17,10 +17,11 @@ from commands.replies import refused, rejected
 
 
 async def incident_by_number(
-    call: Call, ctx: CommandContext, number: int, voice: Voice
+    call: Call, ctx: CommandContext, number: int | str, voice: Voice
 ) -> Incident | Outcome:
-    """The incident the id typed names, or a clear answer that there is none."""
-    incident_id = format_incident_id(number)
+    """The incident the id typed names (``H-7``, ``Ö-3``: as parsed; a bare number is
+    live), or a clear answer that there is none."""
+    incident_id = number if isinstance(number, str) else format_incident_id(number)
     incident = await ctx.incidents.get(incident_id)
     if incident is None:
         return rejected(

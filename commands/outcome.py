@@ -89,6 +89,9 @@ class Delivery:
     party_id: str | None = None
     purpose: str = "escalation"  # alarm | escalation | reply | notice
     thread: tuple[str, ...] = ()  # e-mail: the Message-IDs this one answers, oldest first
+    # The exercise marker it starts with (ÖVNING…), set by commands.exercise.marking: an
+    # e-mail must carry it in its subject and body (bridges.email.message.build_mail).
+    marker: str | None = None
 
 
 def to_each(

@@ -13,7 +13,7 @@ from bot.domain import Incident
 from bot.i18n import Catalog
 from commands.context import CommandContext
 from commands.declaration import Call
-from commands.outcome import AuditEntry, BoardPost, Outcome, Post
+from commands.outcome import AuditEntry, BoardPost, Delivery, Outcome, Post
 from commands.render import Voice, render_board
 
 if TYPE_CHECKING:
@@ -146,4 +146,34 @@ def chain_completed(
                 incident_id=incident.id,
             )
         )
+    return outcome
+
+
+def to_coordinators(
+    ctx: CommandContext,
+    body: str,
+    *,
+    key: str,
+    subject: str | None = None,
+    incident_id: str | None = None,
+) -> Outcome:
+    """``body`` in the coordination room and to the coordinators' e-mail addresses."""
+    outcome = Outcome()
+    room = ctx.config.healthcare_region.coordination_room
+    if room:
+        outcome.posts.append(
+            Post(room_id=room, body=body, key=key, purpose="notice", incident_id=incident_id)
+        )
+    if "email" in ctx.config.bridge_channels():
+        for i, address in enumerate(ctx.config.exercises.email):
+            outcome.deliveries.append(
+                Delivery(
+                    channel="email",
+                    destination=address,
+                    body=body,
+                    key=f"{key}-email:{i}",
+                    incident_id=incident_id,
+                    purpose="notice",
+                )
+            )
     return outcome

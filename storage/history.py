@@ -104,7 +104,12 @@ async def load_history(session: AsyncSession, incident_id: str) -> IncidentHisto
 
 async def latest_incident(session: AsyncSession, region_id: str | None = None) -> str | None:
     """The id of the newest incident (of ``region_id``, if given), whatever its state."""
-    query = select(IncidentRow.id).order_by(IncidentRow.number.desc()).limit(1)
+    # Newest by confirmation: each kind (live, exercise, test alarm) numbers on its own.
+    query = (
+        select(IncidentRow.id)
+        .order_by(IncidentRow.confirmed_at.desc(), IncidentRow.number.desc())
+        .limit(1)
+    )
     if region_id is not None:
         query = query.where(IncidentRow.region_id == region_id)
     return await session.scalar(query)

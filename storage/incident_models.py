@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base
@@ -23,9 +23,12 @@ from storage.models import Base
 
 class IncidentRow(Base):
     __tablename__ = "incidents"
+    # Each kind (live, exercise, test alarm) numbers on its own: H-7, Ö-3 and T-2 may coexist.
+    __table_args__ = (UniqueConstraint("kind", "number", name="uq_incidents_kind_number"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # "H-7"
-    number: Mapped[int] = mapped_column(Integer, unique=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # "H-7", "Ö-3"
+    number: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16), default="live", server_default="live")
     region_id: Mapped[str] = mapped_column(String(64), index=True)
     state: Mapped[str] = mapped_column(String(32), index=True)
     level: Mapped[str] = mapped_column(String(32))
@@ -45,14 +48,21 @@ class IncidentPartyRow(Base):
 
 class DueRow(Base):
     """One reminder or escalation of one party: ``pending`` until it ``fired``, turned out
-    ``moot`` when it came (acknowledged, stood down), or was ``cancelled`` before it came."""
+    ``moot`` when it came (acknowledged, stood down), or was ``cancelled`` before it came.
+
+    A planned exercise has no incident yet: its start and its reminders to the coordinators
+    are rows of its schedule (``schedule_id``, ``incident_id`` None; see
+    :mod:`storage.exercises`)."""
 
     __tablename__ = "due_times"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(255), unique=True)  # "H-7:dalarna:step:0:0"
-    incident_id: Mapped[str] = mapped_column(
+    incident_id: Mapped[str | None] = mapped_column(
         String(32), ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    schedule_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("exercise_schedules.id", ondelete="CASCADE"), index=True
     )
     party_id: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))  # step | pledge | delivery | summary
@@ -64,3 +74,26 @@ class DueRow(Base):
     late_by_s: Mapped[float | None] = mapped_column(Float)
     # What the engine's own kinds need to know (a delivery summary: its source and room).
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class ScheduleRow(Base):
+    """A planned exercise or test alarm (``S-4``): when, what, who, and what became of it."""
+
+    __tablename__ = "exercise_schedules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # exercise | test
+    at: Mapped[datetime] = mapped_column(index=True)
+    region_id: Mapped[str] = mapped_column(String(64))
+    scenario: Mapped[str] = mapped_column(String(500))
+    parties: Mapped[list[str]] = mapped_column(JSON)
+    announced: Mapped[bool] = mapped_column(Boolean)
+    reminders: Mapped[list[float]] = mapped_column(JSON)  # seconds before ``at``
+    source: Mapped[str] = mapped_column(String(64))  # "command" or a config schedule's id
+    # "<config schedule id>@<iso time>" for an occurrence of a recurring schedule: never twice.
+    occurrence_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    settled_at: Mapped[datetime | None]
+    incident_id: Mapped[str | None] = mapped_column(String(32))

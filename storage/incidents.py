@@ -33,6 +33,7 @@ from bot.domain import (
     AuditHead,
     Incident,
     IncidentHistory,
+    IncidentKind,
     IncidentState,
 )
 from storage.history import audit_head, latest_incident, load_history
@@ -82,7 +83,7 @@ class SqlIncidents:
         document = incident.to_dict()
         row = await self.session.get(IncidentRow, incident.id)
         if row is None:
-            row = IncidentRow(id=incident.id, number=incident.number)
+            row = IncidentRow(id=incident.id, number=incident.number, kind=incident.kind.value)
             self.session.add(row)
         row.region_id = incident.region_id
         row.state = incident.state.value
@@ -164,12 +165,42 @@ class SqlIncidents:
         await self.session.flush()
         return True
 
-    async def next_number(self) -> int:
-        highest = await self.session.scalar(select(func.max(IncidentRow.number)))
+    async def next_number(self, kind: IncidentKind = IncidentKind.LIVE) -> int:
+        """The next number of ``kind``'s own series (live H-, exercise Ö-, test alarm T-)."""
+        highest = await self.session.scalar(
+            select(func.max(IncidentRow.number)).where(IncidentRow.kind == kind.value)
+        )
         return (highest or 0) + 1
 
+    async def open_of_kind(self, *kinds: IncidentKind) -> list[Incident]:
+        """Open incidents of these kinds, oldest first (live wins: is one open?)."""
+        return await self._documents(
+            select(IncidentRow).where(
+                IncidentRow.state != _STOOD_DOWN, IncidentRow.kind.in_([k.value for k in kinds])
+            )
+        )
+
+    async def ended_of_kind(
+        self, kind: IncidentKind, *, before: int, limit: int
+    ) -> list[Incident]:
+        """The ``limit`` newest stood-down incidents of ``kind`` numbered below ``before``,
+        newest first: the previous exercises an exercise's trend compares with."""
+        rows = await self.session.scalars(
+            select(IncidentRow)
+            .where(
+                IncidentRow.kind == kind.value,
+                IncidentRow.state == _STOOD_DOWN,
+                IncidentRow.number < before,
+            )
+            .order_by(IncidentRow.number.desc())
+            .limit(limit)
+        )
+        return [Incident.from_dict(r.document) for r in rows]
+
     async def _documents(self, query) -> list[Incident]:  # type: ignore[no-untyped-def]
-        rows = await self.session.scalars(query.order_by(IncidentRow.number))
+        rows = await self.session.scalars(
+            query.order_by(IncidentRow.confirmed_at, IncidentRow.number)
+        )
         return [Incident.from_dict(r.document) for r in rows]
 
     async def open_for_region(self, region_id: str) -> list[Incident]:
@@ -194,7 +225,7 @@ class SqlIncidents:
             select(IncidentRow)
             .join(IncidentPartyRow, IncidentPartyRow.incident_id == IncidentRow.id)
             .where(IncidentPartyRow.party_id == party_id)
-            .order_by(IncidentRow.number.desc())
+            .order_by(IncidentRow.confirmed_at.desc(), IncidentRow.number.desc())
             .limit(1)
         )
         return None if row is None else Incident.from_dict(row.document)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import outbox
@@ -32,10 +32,22 @@ async def oldest_waiting(session: AsyncSession) -> dict[str, datetime]:
     return {channel: since for channel, since in rows if since is not None}
 
 
-async def audit_counts(session: AsyncSession, actions: Iterable[str]) -> dict[str, int]:
+#: Subjects of exercises and test alarms (their own id series, ``Ö-3``, ``T-2``).
+EXERCISE_SUBJECTS = ("Ö-%", "T-%")
+
+
+async def audit_counts(
+    session: AsyncSession, actions: Iterable[str], *, exercises: bool = False
+) -> dict[str, int]:
+    """Audit entries by action: of live incidents (and of nothing), or with ``exercises`` of
+    exercises and test alarms only, so that an exercise never counts as live traffic."""
+    of_exercise = or_(*(AuditRow.subject.like(p) for p in EXERCISE_SUBJECTS))
     rows = await session.execute(
         select(AuditRow.action, func.count())
-        .where(AuditRow.action.in_(list(actions)))
+        .where(
+            AuditRow.action.in_(list(actions)),
+            of_exercise if exercises else or_(AuditRow.subject.is_(None), not_(of_exercise)),
+        )
         .group_by(AuditRow.action)
     )
     return {action: int(count) for action, count in rows}

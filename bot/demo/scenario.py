@@ -27,7 +27,7 @@ from bot.demo.kannel import KannelBinaries, KannelNotInstalledError, SentSms
 from bot.demo.mailsink import SinkMail
 from bot.demo.people import Person, Received
 from bot.demo.rig import SHORT_NUMBER, BridgeRig
-from bot.demo.script import board_saying, say
+from bot.demo.script import board_saying, say, say_as
 from bot.demo.world import World, build_world
 
 ALARMED = (
@@ -325,6 +325,62 @@ async def play(world: World, rig: BridgeRig, transcript: Transcript) -> None:
     await night.board("Avlarmad")
 
 
+async def play_exercise(world: World, rig: BridgeRig, transcript: Transcript) -> None:
+    """``larmkedja demo --exercise``: the coordinator runs an exercise of the whole chain,
+    marked ÖVNING on every channel; the parties acknowledge by room, ✅, SMS and e-mail; the
+    last acknowledgement ends it and the coordination room gets the report and its chart."""
+    night = Narrator(world, rig, transcript)
+    coordinator, room = world.coordinator, world.coordination_room
+    assert coordinator is not None
+    assert room is not None
+    transcript.room_names[room] = "Samordning"
+    transcript.say("The preparedness coordinator starts an exercise of the whole chain.")
+    transcript.typed(coordinator, room, "!övning Bussolycka E4 (övning)")
+    started = await say_as(
+        world, coordinator, room, "!övning Bussolycka E4 (övning)", "Ö-1 startad", timeout=60
+    )
+    transcript.received(coordinator, started)
+    alarms: dict[str, Received] = {}
+    for party in ALARMED:
+        alarms[party] = await world.officer(party).wait_for(
+            lambda m: m.sender == world.bot_user_id and "Ö-1" in m.body, timeout=60
+        )
+    transcript.received(world.officer("dalarna"), alarms["dalarna"])
+    transcript.say(f"… marked ÖVNING in all {len(alarms)} rooms, in each party's language.")
+    texts = {party: await night.sms_to(party, "Ö-1") for party in ALARMED}
+    mails = {party: await night.mail_to(party, "Ö-1") for party in ALARMED}
+    night.t.sms(texts[BY_SMS])
+    night.t.mail(mails[BY_EMAIL])
+    for party in ALARMED:
+        if party == BY_SMS:
+            text = f"KVITTERA {code_in(SMS_CODE, texts[party].text)} 4"
+            transcript.sms_sent(party, text)
+            rig.kannel.inject_mo(rig.number(party), SHORT_NUMBER, text)
+        elif party == BY_EMAIL:
+            line = f"KVITTERA {code_in(MAIL_CODE, mails[party].text)} 6"
+            await rig.mail.reply(mails[party], line, rig.address(party))
+            transcript.mail_sent(rig.address(party), rig.bot_address, "Re: Ö-1", [line])
+        elif party == "varmland":
+            transcript.say(f"[Region Värmland] {world.officer(party).user_id} reacts ✅")
+            await world.officer(party).react(world.rooms[party], alarms[party].event_id, "✅")
+        else:
+            await night.says(party, "!kvittera 5", expect="Ö-1")
+    report = await coordinator.wait_for(
+        lambda m: m.sender == world.bot_user_id and "Rapport övning Ö-1" in m.body, timeout=90
+    )
+    transcript.received(coordinator, report)
+    chart = await coordinator.wait_for(
+        lambda m: m.sender == world.bot_user_id and m.msgtype == "m.image", timeout=60
+    )
+    png = await coordinator.download(chart)
+    transcript.say(
+        f"[Samordning] larmkedja {'🔒' if chart.encrypted else '⚠ unencrypted'} m.image "
+        f"{chart.content.get('filename', '?')}: {len(png)} bytes PNG, decrypted on the phone"
+    )
+    if not png.startswith(b"\x89PNG"):
+        raise RuntimeError("the exercise chart is no PNG")
+
+
 def summary(world: World, rig: BridgeRig, transcript: Transcript) -> None:
     """What reached each party: messages its phone decrypted, SMS, e-mails."""
     sent = rig.kannel.sent_messages()
@@ -360,7 +416,7 @@ async def _quietly(what: str, stopping: Awaitable[object]) -> None:
         print(f"  stopping {what} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
-async def run_demo(workdir: Path | None = None) -> int:
+async def run_demo(workdir: Path | None = None, *, exercise: bool = False) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("nio").setLevel(logging.ERROR)  # key-sharing chatter is not the story
     keep = workdir is not None
@@ -409,7 +465,7 @@ async def run_demo(workdir: Path | None = None) -> int:
             flush=True,
         )
         transcript = Transcript(world, rig)
-        await play(world, rig, transcript)
+        await (play_exercise if exercise else play)(world, rig, transcript)
         summary(world, rig, transcript)
         print("\nlarmkedja demo: done.", flush=True)
         return 0

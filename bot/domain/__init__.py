@@ -38,13 +38,19 @@ from bot.domain.escalation import (
 )
 from bot.domain.history import AuditHead, IncidentHistory, Recorded, SentMessage
 from bot.domain.incident import (
+    EXERCISE_KINDS,
+    ID_PREFIXES,
     AckRecorded,
     ChainStarted,
     Incident,
+    IncidentKind,
     IncidentState,
     ReadinessLevel,
     StoodDown,
     format_incident_id,
+    incident_kind,
+    is_exercise_id,
+    parse_incident_id,
     parse_incident_number,
 )
 from bot.domain.incident_log import MAX_ENTRY, LogEntry
@@ -127,6 +133,12 @@ __all__ = [
     "Requirement",
     "StoodDown",
     "chain_template",
+    "EXERCISE_KINDS",
+    "ID_PREFIXES",
+    "IncidentKind",
     "format_incident_id",
+    "incident_kind",
+    "is_exercise_id",
+    "parse_incident_id",
     "parse_incident_number",
 ]

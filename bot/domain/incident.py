@@ -56,14 +56,46 @@ from bot.domain.errors import (
     NotInChain,
 )
 from bot.domain.escalation import PLEDGE, STEP, Due, FiredStep, fire
+from bot.domain.exercise import ExerciseRecord
 from bot.domain.incident_log import LogEntry, new_entry
 from bot.domain.situation_report import ReportTemplate, SituationReport, SituationReportVersion
 
 ID_PREFIX = "H"
 _ID = re.compile(r"^#?(?:h-?)?([0-9]{1,9})$", re.IGNORECASE)
-# 2: the situation report and the log. Documents of version 1 (stored before them) still load.
-_FORMAT_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
+# 2: the situation report and the log. 3: the kind (live, exercise, test alarm) and the
+# exercise's own record. Documents of versions 1 and 2 (stored before them) still load, live.
+_FORMAT_VERSION = 3
+_READABLE_VERSIONS = (1, 2, 3)
+
+
+class IncidentKind(StrEnum):
+    """What an incident is: a live one, an exercise (övning) or a test alarm (larmprov).
+
+    Exercises and test alarms run the real chain, but have their own id series (``Ö-3``,
+    ``T-2``), so nothing typed, no reply code and no link of one can ever name the other, and
+    everything they send is marked (see :mod:`commands.exercise.marking`).
+    """
+
+    LIVE = "live"
+    EXERCISE = "exercise"
+    TEST = "test"
+
+
+#: The kinds that are exercises: the real chain, marked, reported on their own.
+EXERCISE_KINDS = (IncidentKind.EXERCISE, IncidentKind.TEST)
+
+#: The id prefix of each kind's series: ``H-7``, ``Ö-3``, ``T-2``.
+ID_PREFIXES = {IncidentKind.LIVE: "H", IncidentKind.EXERCISE: "Ö", IncidentKind.TEST: "T"}
+# What people type for each prefix (folded to lower case): an "Ö" is hard to find on a
+# Norwegian or English keyboard, so ``Ø-3`` and ``O-3`` mean exercise 3 too.
+_TYPED_PREFIXES = {
+    "h": IncidentKind.LIVE,
+    "ö": IncidentKind.EXERCISE,
+    "ø": IncidentKind.EXERCISE,
+    "o": IncidentKind.EXERCISE,
+    "t": IncidentKind.TEST,
+}
+_ANY_ID = re.compile(r"^#?([a-zöø])-?([0-9]{1,9})$", re.IGNORECASE)
 
 
 class ReadinessLevel(StrEnum):
@@ -87,15 +119,46 @@ _TRANSITIONS: dict[IncidentState, frozenset[IncidentState]] = {
 }
 
 
-def format_incident_id(number: int) -> str:
-    """The short id people type and read on a phone: ``H-7``."""
-    return f"{ID_PREFIX}-{number}"
+def format_incident_id(number: int, kind: IncidentKind = IncidentKind.LIVE) -> str:
+    """The short id people type and read on a phone: ``H-7`` (an exercise ``Ö-3``)."""
+    return f"{ID_PREFIXES[kind]}-{number}"
 
 
 def parse_incident_number(text: str) -> int | None:
     """``H-7``, ``h7``, ``#7`` and ``7`` all mean incident 7; anything else is not an id."""
     match = _ID.match(text.strip())
     return int(match.group(1)) if match else None
+
+
+def parse_incident_id(text: str) -> str | None:
+    """The canonical id of what was typed: ``H-7``/``h7``/``#7``/``7`` → ``H-7``; ``Ö-3``,
+    ``ö3``, ``Ø-3``, ``O-3`` → ``Ö-3``; ``T-2`` → ``T-2``. A bare number is always live: an
+    exercise is only ever named with its prefix."""
+    text = text.strip()
+    number = parse_incident_number(text)
+    if number is not None:
+        return format_incident_id(number)
+    match = _ANY_ID.match(text)
+    if match is None:
+        return None
+    kind = _TYPED_PREFIXES.get(match.group(1).lower())
+    return None if kind is None else format_incident_id(int(match.group(2)), kind)
+
+
+def incident_kind(incident_id: str | None) -> IncidentKind | None:
+    """The kind an incident id belongs to (by its series), or None if it is not one."""
+    if not incident_id:
+        return None
+    prefix, sep, number = incident_id.partition("-")
+    if not sep or not number.isdigit():
+        return None
+    return next((k for k, p in ID_PREFIXES.items() if p == prefix), None)
+
+
+def is_exercise_id(incident_id: str | None) -> bool:
+    """True for an exercise's or test alarm's id (``Ö-3``, ``T-2``): its traffic is marked."""
+    kind = incident_kind(incident_id)
+    return kind is not None and kind is not IncidentKind.LIVE
 
 
 @dataclass(frozen=True)
@@ -175,7 +238,13 @@ class Incident:
         delivery_problems: Iterable[DeliveryProblem] = (),
         situation_report: SituationReport | None = None,
         log: Iterable[LogEntry] = (),
+        kind: IncidentKind = IncidentKind.LIVE,
+        exercise: ExerciseRecord | None = None,
     ) -> None:
+        if (kind is IncidentKind.LIVE) != (exercise is None):
+            raise ValueError("an exercise or test alarm has an exercise record, a live one none")
+        self.kind = kind
+        self.exercise = exercise
         self.number = number
         self.region_id = region_id
         self.region_name = region_name
@@ -210,8 +279,12 @@ class Incident:
         headline: str,
         by: str,
         clock: Clock,
+        kind: IncidentKind = IncidentKind.LIVE,
+        exercise: ExerciseRecord | None = None,
     ) -> Incident:
-        """A duty officer confirms a särskild händelse; nobody is alarmed yet."""
+        """A duty officer confirms a särskild händelse; nobody is alarmed yet. A coordinator
+        "confirms" an exercise or test alarm the same way (``kind`` and its ``exercise``
+        record), in its own id series."""
         headline = headline.strip()
         if not headline:
             raise ValueError("an incident needs a headline")
@@ -225,13 +298,20 @@ class Incident:
             headline=headline,
             confirmed_by=by,
             confirmed_at=clock.now(),
+            kind=kind,
+            exercise=exercise,
         )
 
     # -- state machine -----------------------------------------------------------------------
 
     @property
     def id(self) -> str:
-        return format_incident_id(self.number)
+        return format_incident_id(self.number, self.kind)
+
+    @property
+    def is_exercise(self) -> bool:
+        """An exercise or a test alarm: the real chain, marked, reported on its own."""
+        return self.kind is not IncidentKind.LIVE
 
     @property
     def is_open(self) -> bool:
@@ -558,6 +638,8 @@ class Incident:
             if self.situation_report is None
             else self.situation_report.to_dict(),
             "log": [e.to_dict() for e in self.log],
+            "kind": self.kind.value,
+            "exercise": None if self.exercise is None else self.exercise.to_dict(),
         }
 
     @classmethod
@@ -573,7 +655,9 @@ class Incident:
         assert confirmed_at is not None
         chain = data.get("chain")
         report = data.get("situation_report")
-        incident_id = format_incident_id(data["number"])
+        kind = IncidentKind(data.get("kind", IncidentKind.LIVE.value))
+        exercise = data.get("exercise")
+        incident_id = format_incident_id(data["number"], kind)
         return cls(
             number=data["number"],
             region_id=data["region_id"],
@@ -597,6 +681,8 @@ class Incident:
             ],
             situation_report=None if report is None else SituationReport.from_dict(report),
             log=[LogEntry.from_dict(e) for e in data.get("log", ())],
+            kind=kind,
+            exercise=None if exercise is None else ExerciseRecord.from_dict(exercise),
         )
 
     def __eq__(self, other: object) -> bool:

@@ -14,6 +14,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.i18n import Catalog
 from commands.context import CommandContext
+from storage.exercises import SqlSchedules
 from storage.incidents import make_repositories
 
 
@@ -42,6 +43,7 @@ class ContextFactory:
             clock=self.clock,
             incidents=incidents,
             alarms=alarms,
+            schedules=SqlSchedules(session),
             catalog=self.catalog,
             room_problem=self.room_problem,
         )

@@ -12,6 +12,13 @@ each row either fired with its outcome or still pending:
   time, so the party moves on to its next channel (:mod:`bot.engine.fallback`); moot if it was
   delivered, cancelled or fell back already;
 - a delivery summary still owed at its deadline (kind ``summary``, :mod:`bot.engine.summaries`).
+- an exercise's start, a reminder of it to the coordinators, or a running exercise's deadline
+  (kinds ``exercise_*``, rows of a planned exercise that has no incident yet):
+  :mod:`commands.exercise.due` decides, written like the reminders.
+
+Besides the rows, the pass asks each *due source* for what should be a row by now: the
+config's recurring exercise schedules (:func:`commands.exercise.recurring.plan_next`) have
+their next occurrence made a planned exercise with its due rows, before the rows are read.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ from bot.engine.fallback import Fallback
 from bot.engine.faults import Faults
 from bot.engine.summaries import Summaries
 from bot.engine.writer import OutcomeWriter
-from commands import escalation
 from commands.context import CommandContext
+from commands.due import fire_due_row
+from commands.exercise.recurring import plan_next
 from commands.outcome import Outcome
 from storage import incidents as store
 from storage import outbox
@@ -70,8 +78,23 @@ class DuePass:
         self.fired = 0
 
     async def run_once(self) -> float:
+        await self.plan_recurring()
         await self.fire_due_now()
         return SAFETY_POLL_S
+
+    async def plan_recurring(self) -> None:
+        """The due sources: each recurring exercise schedule of the config has its next
+        occurrence planned (idempotent; one write transaction, written like a decision)."""
+        async with self.db.write() as session:
+            outcome = await plan_next(self.make_context(session))
+            if outcome is not None:
+                await self.writer.write(
+                    session,
+                    source_id="schedules",
+                    actor=BOT,
+                    outcome=outcome,
+                    now=self.clock.now(),
+                )
 
     async def fire_due_now(self) -> int:
         """Fire every due time that is due by the clock's now; return how many fired."""
@@ -112,7 +135,10 @@ class DuePass:
             else:
                 await store.settle(session, row, store.MOOT, now)
             return None
-        outcome = await escalation.fire_due(row.key, row.incident_id, self.make_context(session))
+        outcome = await fire_due_row(
+            row.kind, row.key, row.incident_id, row.schedule_id, self.make_context(session)
+        )
+        outcome = self.writer.marking(outcome)  # returned as written
         await self.writer.write(
             session, source_id=f"due:{row.key}", actor=BOT, outcome=outcome, now=now
         )

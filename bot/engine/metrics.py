@@ -66,6 +66,13 @@ class MetricsPass:
             ["action"],
             registry=self.registry,
         )
+        self.exercise_decisions = Gauge(
+            "larmkedja_exercise_decisions",
+            "Audit log entries of exercises and test alarms by action (kept out of "
+            "larmkedja_decisions, which counts live incidents only)",
+            ["action"],
+            registry=self.registry,
+        )
         self.refreshed = Gauge(
             "larmkedja_metrics_refreshed_timestamp_seconds",
             "When these metrics were last read from the database",
@@ -82,6 +89,7 @@ class MetricsPass:
             by_status = await stats.outbox_by_status(session)
             waiting = await stats.oldest_waiting(session)
             counted = await stats.audit_counts(session, WATCHED_ACTIONS)
+            exercised = await stats.audit_counts(session, WATCHED_ACTIONS, exercises=True)
         channels: set[str] = set()
         for channel, status, count in by_status:
             self.messages.labels(channel, status).set(count)
@@ -90,6 +98,7 @@ class MetricsPass:
             self.oldest_waiting.labels(channel).set(_age(now, waiting.get(channel)))
         for action in WATCHED_ACTIONS:
             self.decisions.labels(action).set(counted.get(action, 0))
+            self.exercise_decisions.labels(action).set(exercised.get(action, 0))
         self.refreshed.set(now.timestamp())
 
 

@@ -16,7 +16,7 @@ board whose post failed for good is posted afresh (its edits would edit nothing)
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,14 +35,19 @@ class OutcomeWriter:
     def __init__(
         self,
         *,
+        marking: Callable[[Outcome], Outcome],
         delivery_deadlines: Mapping[str, float] | None = None,
         summary_after_s: float = 90.0,
     ) -> None:
-        """``delivery_deadlines``: seconds per channel within which an alarm must be reported
-        delivered (``{"sms": 120}`` when delivery reports are on); none for other channels.
-        ``summary_after_s``: a delivery summary comes when everything it reports on has gone
-        out, failed or was cancelled, and at the latest this long after it was asked for (what
-        has not reached its room by then counts as not delivered: the Matrix deadline)."""
+        """``marking`` marks everything of an exercise (ÖVNING…) before it is written
+        (:class:`commands.exercise.marking.ExerciseMarking`); required, so that no way of
+        writing can leave it out. ``delivery_deadlines``: seconds per channel within which an
+        alarm must be reported delivered (``{"sms": 120}`` when delivery reports are on); none
+        for other channels. ``summary_after_s``: a delivery summary comes when everything it
+        reports on has gone out, failed or was cancelled, and at the latest this long after it
+        was asked for (what has not reached its room by then counts as not delivered: the
+        Matrix deadline)."""
+        self.marking = marking
         self.deadlines = dict(delivery_deadlines or {})
         self.summary_after_s = summary_after_s
 
@@ -57,6 +62,7 @@ class OutcomeWriter:
         reaction_room: str | None = None,
     ) -> list[OutboxRow]:
         """Write ``outcome``; returns the new outbox rows (boards not included)."""
+        outcome = self.marking(outcome)
         for entry in outcome.audit:
             await audit.append(
                 session,
@@ -97,6 +103,7 @@ class OutcomeWriter:
                     "body": d.body,
                     **({"party_id": d.party_id} if d.party_id else {}),
                     **({"thread": list(d.thread)} if d.thread else {}),
+                    **({"exercise_marker": d.marker} if d.marker else {}),
                 },
             )
             for d in outcome.deliveries

@@ -19,6 +19,7 @@ from functools import partial
 from html import escape
 from typing import Any
 
+from bot.domain import is_exercise_id
 from bot.domain.answer import MAX_COUNT, MAX_REMARK
 from bot.i18n import Catalog
 
@@ -87,6 +88,16 @@ def render_ack_page(page: AckPage, catalog: Catalog) -> str:
             )
         )
 
+    title = say("page.title")
+    if is_exercise_id(page.incident_id):  # an exercise's page is unmistakable too
+        title = e(
+            catalog.text(
+                lang,
+                "exercise.marked",
+                marker=catalog.text(lang, "exercise.marker"),
+                text=catalog.text(lang, "page.title", incident=page.incident_id or "", party=""),
+            )
+        )
     body: list[str] = []
     if page.state in (PageState.CONFIRM, PageState.BAD_INPUT) and page.token is not None:
         body.append(f"<p>{say('page.confirm')}</p>")
@@ -113,8 +124,8 @@ def render_ack_page(page: AckPage, catalog: Catalog) -> str:
         f'<!doctype html><html lang="{e(lang)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         '<meta name="robots" content="noindex,nofollow">'
-        f"<title>{say('page.title')}</title><style>{_STYLE}</style></head>"
-        f"<body><h1>{say('page.title')}</h1>{''.join(body)}</body></html>"
+        f"<title>{title}</title><style>{_STYLE}</style></head>"
+        f"<body><h1>{title}</h1>{''.join(body)}</body></html>"
     )
 
 

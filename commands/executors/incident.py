@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.domain import Incident
 from commands.context import CommandContext
 from commands.declaration import Call
+from commands.exercise.ending import live_wins
 from commands.outcome import AuditEntry, Outcome
 from commands.replies import answered, call_detail, voice_for
 
@@ -37,4 +38,8 @@ async def execute_incident(call: Call, ctx: CommandContext) -> Outcome:
         headline=incident.headline,
         command=call.command("alarm"),
     )
-    return answered(call, body, audit)
+    outcome = answered(call, body, audit)
+    # A live incident always wins: a running exercise ends now (commands.exercise.ending).
+    return outcome.extend(
+        await live_wins(ctx, incident, catalog=call.catalog, registry=call.registry)
+    )

@@ -4,21 +4,25 @@ and the timeline as CSV), and an anchor of the audit chain in the coordination r
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.domain import Incident
 from commands.access import is_coordinator
 from commands.anchor import anchor_outcome
 from commands.context import CommandContext
 from commands.declaration import Call
+from commands.exercise.report import chart_attachment, exercise_trend
 from commands.lookup import incident_by_number
 from commands.outcome import Attachment, AuditEntry, Outcome
 from commands.render import Voice
-from commands.replies import answered, call_detail, refused, rejected, voice_for
+from commands.replies import answered, call_detail, refused, rejected, reply, voice_for
 from commands.report import (
     build_timeline,
     render_report_csv,
     render_report_html,
     render_report_summary,
 )
+from commands.report.exercise import render_exercise_report
 
 HTML = "text/html; charset=utf-8"
 CSV = "text/csv; charset=utf-8"
@@ -119,5 +123,24 @@ async def execute_report(call: Call, ctx: CommandContext) -> Outcome:
     outcome.attachments.extend(
         report_files(incident, html, csv, voice, room_id=call.room_id, reply_to=call.event_id)
     )
+    if incident.is_exercise and incident.chain is not None:
+        # An exercise: the time-to-acknowledge report, its trend and chart, shown again.
+        found = await exercise_trend(ctx, incident)
+        outcome.posts.append(
+            replace(
+                reply(call, render_exercise_report(timeline, found, voice), key="exercise-report"),
+                incident_id=incident.id,
+            )
+        )
+        outcome.attachments.append(
+            chart_attachment(
+                incident,
+                found,
+                voice,
+                room_id=call.room_id,
+                key="exercise-chart",
+                reply_to=call.event_id,
+            )
+        )
     outcome.extend(anchor_outcome(ctx, head, call.catalog, reason="report"))
     return outcome

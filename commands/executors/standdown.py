@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.domain import AlreadyStoodDown, ChainParty, Incident
+from bot.domain.exercise import EndReason
 from commands.context import CommandContext
 from commands.declaration import Call
 from commands.executors.alarm import started_room
+from commands.exercise.ending import end_exercise
 from commands.lookup import incident_of_region
 from commands.outcome import AuditEntry, Delivery, DeliverySummary, Outcome, Post, to_each
 from commands.render import render_stand_down
@@ -84,7 +86,7 @@ async def execute_stand_down(call: Call, ctx: CommandContext) -> Outcome:
             cancelled_dues=[d.key for d in stood_down.cancelled],
         ),
     )
-    return Outcome(
+    outcome = Outcome(
         posts=posts,
         boards=boards(call, ctx, incident) if incident.chain is not None else [],
         audit=[audit],
@@ -94,6 +96,20 @@ async def execute_stand_down(call: Call, ctx: CommandContext) -> Outcome:
         if stood_down.parties
         else [],
     )
+    if incident.is_exercise:
+        # An exercise stood down by its region's duty officer ends, and is reported.
+        outcome.extend(
+            await end_exercise(
+                ctx,
+                incident,
+                EndReason.STOOD_DOWN,
+                call.sender,
+                catalog=call.catalog,
+                registry=call.registry,
+                with_boards=False,
+            )
+        )
+    return outcome
 
 
 def stand_down_deliveries(

@@ -13,11 +13,13 @@ _WHO_KEYS = {
     Audience.REGION_DUTY_OFFICER: "who.region_duty_officer",
     Audience.DUTY_OFFICER_OR_COORDINATOR: "who.duty_officer_or_coordinator",
     Audience.STAFF: "who.staff",
+    Audience.COORDINATOR: "who.coordinator",
 }
 _WHERE_KEYS = {
     Place.ANY_ROOM: "where.any_room",
     Place.PARTY_ROOM: "where.party_room",
     Place.REGION_ROOM: "where.region_room",
+    Place.COORDINATION_ROOM: "where.coordination_room",
 }
 
 

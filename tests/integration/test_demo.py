@@ -12,10 +12,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_demo(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def run_demo(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     # The demo's work directory goes under tmp_path, so what it leaves is easy to find.
     return subprocess.run(
-        [sys.executable, "-m", "bot", "demo"],
+        [sys.executable, "-m", "bot", "demo", *args],
         cwd=ROOT,
         env={**os.environ, "TMPDIR": str(tmp_path), **env},
         capture_output=True,
@@ -72,4 +72,24 @@ def test_demo_without_kannel_says_how_to_install_it(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "KannelNotInstalledError: Kannel is not installed" in done.stderr
     assert "sudo apt-get install kannel kannel-extras" in done.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("larmkedja-demo-")]
+
+
+def test_demo_exercise_shows_the_marked_chain_and_its_report(tmp_path: Path) -> None:
+    done = run_demo(tmp_path, "--exercise")
+    out = done.stdout
+    assert done.returncode == 0, f"{out[-3000:]}\n{done.stderr[-3000:]}"
+    assert "[Samordning] @samordnare:localhost: !övning Bussolycka E4 (övning)" in out
+    assert "│ ÖVNING: övning Ö-1 startad för Region Uppsala" in out
+    assert "│ ØVELSE: " in out or "│ ÖVNING: 🚨" in out  # the alarm in a party's room
+    assert "│ ÖVNING: Rapport övning Ö-1 (Region Uppsala)" in out
+    assert "│ Avslutad: alla kvitterade." in out
+    assert "Region Sörmland: " in out
+    assert " via sms (per kanal: sms " in out
+    assert " via e-post (per kanal: e-post " in out
+    assert "m.image kvittenstider-Ö-1.png: " in out
+    assert "bytes PNG, decrypted on the phone" in out
+    assert "⚠" not in out.split("What reached each party")[1]
+    assert "larmkedja demo: done." in out
+    assert processes_mentioning(str(tmp_path)) == []
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("larmkedja-demo-")]

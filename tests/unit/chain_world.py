@@ -32,6 +32,7 @@ from bot.i18n import Catalog
 from commands.context import CommandContext, Invocation, Reaction
 from commands.dispatch import handle_message, handle_reaction
 from commands.escalation import fire_due
+from commands.exercise.marking import ExerciseMarking
 from commands.outcome import Delivery, Outcome, Post
 from storage import audit
 from storage.database import Database
@@ -92,6 +93,7 @@ def mellansverige(
     escalation: dict[str, Any] | None = None,
     party_overrides: dict[str, dict[str, Any]] | None = None,
     bridges: bool = True,
+    exercises: dict[str, Any] | None = None,
 ) -> Config:
     """Sjukvårdsregion Mellansverige: seven regions, Socialstyrelsen as national duty officer
     and Uppsala's blood centre. ``languages`` overrides a party's language by id;
@@ -137,6 +139,8 @@ def mellansverige(
     }
     if escalation is not None:
         data["escalation"] = escalation
+    if exercises is not None:
+        data["exercises"] = exercises
     if bridges:  # SMS and e-mail configured (nothing is started: executors only decide)
         data["bridges"] = {
             "secret": {"value": "unit-test-bridge-secret"},
@@ -181,11 +185,14 @@ class _RecordingWriter(OutcomeWriter):
 
     def __init__(self, harness: Harness, writer: OutcomeWriter) -> None:
         super().__init__(
-            delivery_deadlines=writer.deadlines, summary_after_s=writer.summary_after_s
+            marking=writer.marking,
+            delivery_deadlines=writer.deadlines,
+            summary_after_s=writer.summary_after_s,
         )
         self.harness = harness
 
     async def write(self, session: Any, **kwargs: Any) -> list[OutboxRow]:
+        kwargs["outcome"] = self.marking(kwargs["outcome"])  # what the writer writes
         self.harness._decide(kwargs["source_id"], kwargs["outcome"])
         return await super().write(session, **kwargs)
 
@@ -214,7 +221,7 @@ class Harness:
     _delivery: DeliveryPass | None = None
 
     def __post_init__(self) -> None:
-        self.writer = OutcomeWriter()
+        self.writer = OutcomeWriter(marking=ExerciseMarking(self.config, self.catalog))
         self._writer = _RecordingWriter(self, self.writer)
         channels = ("matrix", *self.config.bridge_channels())
         self._delivery = DeliveryPass(
@@ -259,11 +266,14 @@ class Harness:
             self.boards[(board.incident_id, board.room_id)] = board.body
         self.outcomes.append(outcome)
 
-    async def _record(self, session: Any, inbound: str, sender: str, outcome: Outcome) -> None:
+    async def _record(self, session: Any, inbound: str, sender: str, outcome: Outcome) -> Outcome:
+        """Write ``outcome`` as the engine does; returns it as written (exercises marked)."""
+        outcome = self.writer.marking(outcome)
         self._decide(inbound, outcome)
         await self.writer.write(
             session, source_id=inbound, actor=sender, outcome=outcome, now=self.clock.now()
         )
+        return outcome
 
     async def deliver(self) -> None:
         """Everything written goes out: delivery passes until nothing is due."""
@@ -277,7 +287,7 @@ class Harness:
         async with self.db.write() as session:
             outcome = await handle_message(invocation, self._context(session))
             if outcome is not None:
-                await self._record(session, event_id, sender, outcome)
+                outcome = await self._record(session, event_id, sender, outcome)
         await self.deliver()
         return outcome
 
@@ -289,7 +299,7 @@ class Harness:
         async with self.db.write() as session:
             outcome = await handle_reaction(reaction, self._context(session))
             if outcome is not None:
-                await self._record(session, event_id, sender, outcome)
+                outcome = await self._record(session, event_id, sender, outcome)
         await self.deliver()
         return outcome
 

@@ -302,7 +302,7 @@ def test_report_and_log_survive_the_json_round_trip() -> None:
     h.update_situation_report(own, [("note", None)], by=TIB, clock=clock)
     h.add_log_entry("rad", by=TIB, clock=clock, party_id="uppsala")
     document = h.to_dict()
-    assert document["version"] == 2
+    assert document["version"] == 3  # 3: the kind (issue 13)
     again = Incident.from_dict(document)
     assert again == h
     assert again.situation_report.template == own  # type: ignore[union-attr]
@@ -321,6 +321,6 @@ def test_incidents_stored_before_the_situation_report_still_load() -> None:
     loaded = Incident.from_dict(old)
     assert loaded.situation_report is None
     assert loaded.log == []
-    assert loaded.to_dict()["version"] == 2
+    assert loaded.to_dict()["version"] == 3
     with pytest.raises(ValueError, match="unknown incident document version"):
         Incident.from_dict({**old, "version": 99})
